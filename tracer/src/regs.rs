@@ -1,0 +1,118 @@
+//! x86-64 registers by name and by DWARF number, and reading them out of a `user_regs_struct`.
+
+use std::fmt;
+
+/// A general-purpose register (or rip / fs_base) of an x86-64 thread.
+///
+/// The discriminants are the DWARF register numbers of the System V x86-64 psABI, except
+/// `FsBase`, which DWARF numbers 54 and which we map explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Reg {
+    Rax = 0,
+    Rdx = 1,
+    Rcx = 2,
+    Rbx = 3,
+    Rsi = 4,
+    Rdi = 5,
+    Rbp = 6,
+    Rsp = 7,
+    R8 = 8,
+    R9 = 9,
+    R10 = 10,
+    R11 = 11,
+    R12 = 12,
+    R13 = 13,
+    R14 = 14,
+    R15 = 15,
+    Rip = 16,
+    FsBase = 54,
+}
+
+const ALL: [Reg; 18] = [
+    Reg::Rax,
+    Reg::Rdx,
+    Reg::Rcx,
+    Reg::Rbx,
+    Reg::Rsi,
+    Reg::Rdi,
+    Reg::Rbp,
+    Reg::Rsp,
+    Reg::R8,
+    Reg::R9,
+    Reg::R10,
+    Reg::R11,
+    Reg::R12,
+    Reg::R13,
+    Reg::R14,
+    Reg::R15,
+    Reg::Rip,
+    Reg::FsBase,
+];
+
+impl Reg {
+    /// The register with this DWARF number, if it is one we read (xmm and x87 are not yet).
+    pub fn from_dwarf(n: u16) -> Option<Reg> {
+        ALL.iter().copied().find(|r| *r as u16 == n)
+    }
+
+    /// The register with this name (`rax`, `$rax` and `RAX` all work).
+    pub fn from_name(name: &str) -> Option<Reg> {
+        let name = name.trim_start_matches('$').to_ascii_lowercase();
+        ALL.iter().copied().find(|r| r.name() == name)
+    }
+
+    /// The register's lower-case name, as gdb spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reg::Rax => "rax",
+            Reg::Rdx => "rdx",
+            Reg::Rcx => "rcx",
+            Reg::Rbx => "rbx",
+            Reg::Rsi => "rsi",
+            Reg::Rdi => "rdi",
+            Reg::Rbp => "rbp",
+            Reg::Rsp => "rsp",
+            Reg::R8 => "r8",
+            Reg::R9 => "r9",
+            Reg::R10 => "r10",
+            Reg::R11 => "r11",
+            Reg::R12 => "r12",
+            Reg::R13 => "r13",
+            Reg::R14 => "r14",
+            Reg::R15 => "r15",
+            Reg::Rip => "rip",
+            Reg::FsBase => "fs_base",
+        }
+    }
+
+    /// This register's value in a thread's saved registers.
+    pub fn read(self, regs: &libc::user_regs_struct) -> u64 {
+        match self {
+            Reg::Rax => regs.rax,
+            Reg::Rdx => regs.rdx,
+            Reg::Rcx => regs.rcx,
+            Reg::Rbx => regs.rbx,
+            Reg::Rsi => regs.rsi,
+            Reg::Rdi => regs.rdi,
+            Reg::Rbp => regs.rbp,
+            Reg::Rsp => regs.rsp,
+            Reg::R8 => regs.r8,
+            Reg::R9 => regs.r9,
+            Reg::R10 => regs.r10,
+            Reg::R11 => regs.r11,
+            Reg::R12 => regs.r12,
+            Reg::R13 => regs.r13,
+            Reg::R14 => regs.r14,
+            Reg::R15 => regs.r15,
+            Reg::Rip => regs.rip,
+            Reg::FsBase => regs.fs_base,
+        }
+    }
+}
+
+impl fmt::Display for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${}", self.name())
+    }
+}

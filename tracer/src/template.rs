@@ -1,0 +1,281 @@
+//! Log templates: literal text with `{value}` holes, `{{` and `}}` as escapes.
+//!
+//! A hole holds a value path in this first cut: a variable (`{id}`), a register (`{$rdi}`),
+//! members through `.` and `->` (`{o->qty}`, `{s.name}`), array elements (`{a[2]}`) and a
+//! leading `*` (`{*p}`). The full expression language arrives with the values issue; the
+//! parser below is written so that a richer hole grammar replaces `parse_path` only.
+
+use crate::regs::Reg;
+use std::fmt;
+
+/// A parsed template.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    /// Literal text and holes, in order.
+    pub parts: Vec<Part>,
+}
+
+/// One piece of a template.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    /// Text copied as is.
+    Literal(String),
+    /// A value to fetch and render.
+    Hole(ValuePath),
+}
+
+/// What a value path starts from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PathRoot {
+    /// A variable (local, parameter or global) by source name.
+    Var(String),
+    /// A register, written `$rax`.
+    Reg(Reg),
+}
+
+/// One step along a value path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PathStep {
+    /// `.name`: a member of a struct value.
+    Field(String),
+    /// `->name`: a member of the struct a pointer points to.
+    Arrow(String),
+    /// `[n]`: an element of an array, or of what a pointer points to.
+    Index(u64),
+}
+
+/// A value path: `*`? root (`.f` | `->f` | `[n]`)*.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValuePath {
+    /// The variable or register the path starts from.
+    pub root: PathRoot,
+    /// Member and element steps, in order.
+    pub steps: Vec<PathStep>,
+    /// True when the path is prefixed with `*` (dereference the final pointer).
+    pub deref: bool,
+    /// The hole's text as the user wrote it (used as the value's name in JSON output).
+    pub text: String,
+}
+
+/// A template that could not be parsed: the position (in chars) and what was expected.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("template error at column {column}: {message}\n  {template}\n  {marker}")]
+pub struct TemplateError {
+    /// 1-based column of the problem.
+    pub column: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// The template as given.
+    pub template: String,
+    /// A caret under the column.
+    pub marker: String,
+}
+
+impl TemplateError {
+    fn new(template: &str, column0: usize, message: impl Into<String>) -> Self {
+        TemplateError {
+            column: column0 + 1,
+            message: message.into(),
+            template: template.to_string(),
+            marker: format!("{}^", " ".repeat(column0)),
+        }
+    }
+}
+
+impl Template {
+    /// Parses a template such as `order {id} qty={o->qty}`.
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '{' if chars.get(i + 1) == Some(&'{') => {
+                    literal.push('{');
+                    i += 2;
+                }
+                '}' if chars.get(i + 1) == Some(&'}') => {
+                    literal.push('}');
+                    i += 2;
+                }
+                '}' => {
+                    return Err(TemplateError::new(text, i, "unmatched '}': write '}}' for a literal brace"));
+                }
+                '{' => {
+                    let close = chars[i + 1..]
+                        .iter()
+                        .position(|c| *c == '}')
+                        .map(|p| p + i + 1)
+                        .ok_or_else(|| {
+                            TemplateError::new(text, i, "unclosed '{': close the value with '}', or write '{{' for a literal brace")
+                        })?;
+                    let inner: String = chars[i + 1..close].iter().collect();
+                    let path = parse_path(&inner).map_err(|(col, msg)| TemplateError::new(text, i + 1 + col, msg))?;
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Hole(path));
+                    i = close + 1;
+                }
+                c => {
+                    literal.push(c);
+                    i += 1;
+                }
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Template { parts })
+    }
+
+    /// The holes of this template, in order.
+    pub fn holes(&self) -> impl Iterator<Item = &ValuePath> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Hole(h) => Some(h),
+            Part::Literal(_) => None,
+        })
+    }
+}
+
+fn is_ident_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_'
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == ':'
+}
+
+/// Parses the inside of a hole. Errors carry a 0-based column within `inner`.
+pub fn parse_path(inner: &str) -> Result<ValuePath, (usize, String)> {
+    let chars: Vec<char> = inner.chars().collect();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < chars.len() && chars[*i].is_whitespace() {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    let mut deref = false;
+    if chars.get(i) == Some(&'*') {
+        deref = true;
+        i += 1;
+        skip_ws(&mut i);
+    }
+    let ident = |i: &mut usize| -> Option<String> {
+        let start = *i;
+        if *i < chars.len() && is_ident_start(chars[*i]) {
+            while *i < chars.len() && is_ident(chars[*i]) {
+                *i += 1;
+            }
+            Some(chars[start..*i].iter().collect())
+        } else {
+            None
+        }
+    };
+    let root = if chars.get(i) == Some(&'$') {
+        let at = i;
+        i += 1;
+        let name = ident(&mut i).ok_or((at, "expected a register name after '$', e.g. $rdi".to_string()))?;
+        let reg = Reg::from_name(&name).ok_or((
+            at,
+            format!("unknown register ${name}: use one of $rax $rbx $rcx $rdx $rsi $rdi $rbp $rsp $r8..$r15 $rip $fs_base"),
+        ))?;
+        PathRoot::Reg(reg)
+    } else {
+        let at = i;
+        let name = ident(&mut i).ok_or((
+            at,
+            if inner.trim().is_empty() {
+                "empty '{}': name a variable, e.g. {count}, or write '{{' for a literal brace".to_string()
+            } else {
+                "expected a variable name or a register ($rdi)".to_string()
+            },
+        ))?;
+        PathRoot::Var(name)
+    };
+    let mut steps = Vec::new();
+    loop {
+        skip_ws(&mut i);
+        if i >= chars.len() {
+            break;
+        }
+        let at = i;
+        if chars[i] == '.' {
+            i += 1;
+            skip_ws(&mut i);
+            let f = ident(&mut i).ok_or((i, "expected a member name after '.'".to_string()))?;
+            steps.push(PathStep::Field(f));
+        } else if chars[i] == '-' && chars.get(i + 1) == Some(&'>') {
+            i += 2;
+            skip_ws(&mut i);
+            let f = ident(&mut i).ok_or((i, "expected a member name after '->'".to_string()))?;
+            steps.push(PathStep::Arrow(f));
+        } else if chars[i] == '[' {
+            i += 1;
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            let n: u64 = chars[start..i]
+                .iter()
+                .collect::<String>()
+                .parse()
+                .map_err(|_| (start, "expected a non-negative integer index".to_string()))?;
+            if chars.get(i) != Some(&']') {
+                return Err((i, "expected ']'".to_string()));
+            }
+            i += 1;
+            steps.push(PathStep::Index(n));
+        } else {
+            return Err((
+                at,
+                format!(
+                    "unexpected '{}': this version takes a variable with .member, ->member, [index] and a leading *",
+                    chars[at]
+                ),
+            ));
+        }
+    }
+    Ok(ValuePath { root, steps, deref, text: inner.trim().to_string() })
+}
+
+impl fmt::Display for ValuePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_literals_holes_and_escapes() {
+        let t = Template::parse("order {id} qty={o->qty} {{x}} {$rdi} {a[3].b}").unwrap();
+        let holes: Vec<String> = t.holes().map(|h| h.text.clone()).collect();
+        assert_eq!(holes, vec!["id", "o->qty", "$rdi", "a[3].b"]);
+        assert_eq!(t.parts[0], Part::Literal("order ".into()));
+        assert_eq!(t.parts[4], Part::Literal(" {x} ".into()));
+        let Part::Hole(h) = &t.parts[3] else { panic!() };
+        assert_eq!(h.steps, vec![PathStep::Arrow("qty".into())]);
+        let Part::Hole(r) = &t.parts[5] else { panic!() };
+        assert_eq!(r.root, PathRoot::Reg(Reg::Rdi));
+    }
+
+    #[test]
+    fn errors_name_the_column_and_the_fix() {
+        let e = Template::parse("a {b").unwrap_err();
+        assert_eq!(e.column, 3);
+        assert!(e.message.contains("'{{'"));
+        let e = Template::parse("a {o->} b").unwrap_err();
+        assert_eq!(e.column, 7);
+        let e = Template::parse("x }").unwrap_err();
+        assert_eq!(e.column, 3);
+        let e = Template::parse("{$xyz}").unwrap_err();
+        assert!(e.message.contains("unknown register"));
+        let e = Template::parse("{a+b}").unwrap_err();
+        assert_eq!(e.column, 3);
+    }
+}
