@@ -2,8 +2,18 @@
 pub mod addr;
 pub mod arch;
 pub mod debuginfo;
+pub mod engine;
+mod fetch;
+mod hit;
 pub mod plan;
 pub mod procfs;
 pub mod ptrace;
 pub mod regs;
 pub mod template;
+pub mod location;
+pub mod modules;
+pub mod session;
+pub mod value;
+
+pub use engine::{DetachReport, Event, ExecPolicy, HitRecord, ProbeEnd, ProbeId};
+pub use session::{ProbeInfo, ProbeSpec, RenderedHit, Session, SessionError, SessionOptions};

@@ -1,0 +1,223 @@
+//! `scry attach`: attach (or start a program), plant log points, print hits, detach cleanly.
+
+use crate::{output, signals};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use scry_tracer::debuginfo::DebugSearch;
+use scry_tracer::{Event, ExecPolicy, ProbeEnd, ProbeSpec, Session, SessionOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  scry attach --pid 4242 --log orders.c:42 'order {id} qty={o->qty}' --duration 10\n  \
+scry attach --pid 4242 --log process_order 'name={name}' --max-hits 5 --json\n  \
+scry attach --log libplugin.so:plugin.c:12 'i={i}' -- ./server --port 8080")]
+pub struct AttachArgs {
+    /// The process to attach to.
+    #[arg(long, conflicts_with = "program")]
+    pub pid: Option<i32>,
+    /// A log point: a location (file.c:LINE, FUNCTION, lib.so:file.c:LINE) and a template
+    /// with {value} holes ({{ for a literal brace). Repeatable.
+    #[arg(long, num_args = 2, value_names = ["LOC", "TEMPLATE"], action = clap::ArgAction::Append)]
+    pub log: Vec<String>,
+    /// Stop after this many seconds (default: until Ctrl-C, max hits, or target exit).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Unplant each log point after this many hits; stop when all are done.
+    #[arg(long, value_name = "N")]
+    pub max_hits: Option<u64>,
+    /// One JSON object per hit on stdout (time, pid, tid, location, message, values).
+    #[arg(long)]
+    pub json: bool,
+    /// A directory holding separate debug files (.build-id/xx/yyyy.debug, debuglink files),
+    /// searched before /usr/lib/debug. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
+    /// Print a summary of the engine's counters at the end (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Start this program under scry instead of attaching (after `--`).
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    pub program: Vec<String>,
+}
+
+/// Where status messages go: stderr, prefixed, so stdout carries only hits.
+macro_rules! note {
+    ($($t:tt)*) => { eprintln!("scry: {}", format!($($t)*)) };
+}
+
+pub fn run(args: AttachArgs) -> Result<ExitCode> {
+    if args.log.is_empty() {
+        bail!("nothing to do: add at least one --log LOC TEMPLATE, e.g. --log orders.c:42 'order {{id}}'");
+    }
+    if args.pid.is_none() && args.program.is_empty() {
+        bail!("say which process: --pid PID, or start one with `-- PROGRAM ARGS`");
+    }
+    let mut debug = DebugSearch::default();
+    for d in args.debug_dir.iter().rev() {
+        debug.debug_dirs.insert(0, d.clone());
+    }
+    let options = SessionOptions { debug, exec_policy: ExecPolicy::Detach };
+    signals::install();
+
+    let mut session = match args.pid {
+        Some(pid) => Session::attach(pid, options).with_context(|| format!("attaching to process {pid}"))?,
+        None => {
+            let program = PathBuf::from(&args.program[0]);
+            Session::spawn(&program, &args.program[1..], options)
+                .with_context(|| format!("starting {}", program.display()))?
+        }
+    };
+    let info = session.attach_info().clone();
+    note!(
+        "attached to pid {} ({} threads) in {} µs; no thread was stopped",
+        info.pid,
+        info.threads,
+        info.elapsed.as_micros()
+    );
+
+    // Plant. A bad probe is an error before anything runs: detach and say why.
+    let mut locations = std::collections::HashMap::new();
+    let plant_started = Instant::now();
+    for pair in args.log.chunks(2) {
+        let spec = ProbeSpec { location: pair[0].clone(), template: pair[1].clone(), max_hits: args.max_hits };
+        match session.add_probe(&spec) {
+            Ok(p) => {
+                locations.insert(p.id, p.location.clone());
+                if p.pending {
+                    note!("probe {} at {} is pending: it is planted when that library is loaded", p.id, p.location);
+                } else {
+                    let where_: Vec<String> = p
+                        .sites
+                        .iter()
+                        .map(|s| {
+                            let inl = if s.site.inlined { " (inlined)" } else { "" };
+                            format!("{} in {}{} at {}", short(&s.site.file, s.site.line), s.site.function, inl, s.addr)
+                        })
+                        .collect();
+                    note!("probe {} at {}: {} site(s): {}", p.id, p.location, p.sites.len(), where_.join("; "));
+                }
+            }
+            Err(e) => {
+                let report = session.detach();
+                let restored = report.map(|r| r.bytes_restored).unwrap_or(0);
+                bail!("{e}\n(detached; {restored} planted byte(s) restored; the target was not changed)");
+            }
+        }
+    }
+    note!("planted in {} µs; printing hits", plant_started.elapsed().as_micros());
+    session.resume()?;
+
+    let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let mut live = locations.len();
+    let mut hits = 0u64;
+    let mut ended_by: String;
+    let stdout = std::io::stdout();
+    loop {
+        if let Some(sig) = signals::received() {
+            ended_by = format!("{} received", signals::name(sig));
+            break;
+        }
+        let timeout = match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    ended_by = "duration reached".into();
+                    break;
+                }
+                (d - now).min(Duration::from_millis(100))
+            }
+            None => Duration::from_millis(100),
+        };
+        match session.events().recv_timeout(timeout) {
+            Ok(Event::Hit(hit)) => {
+                hits += 1;
+                let r = session.render(&hit);
+                let mut out = stdout.lock();
+                let line = if args.json {
+                    output::json(&hit, &r, locations.get(&hit.probe).map(String::as_str).unwrap_or("")).to_string()
+                } else {
+                    output::human(&hit, &r)
+                };
+                if writeln!(out, "{line}").is_err() {
+                    ended_by = "stdout closed".into();
+                    break;
+                }
+                let _ = out.flush();
+            }
+            Ok(Event::ProbeEnded { probe, end }) => {
+                let loc = locations.get(&probe).cloned().unwrap_or_default();
+                match end {
+                    ProbeEnd::Exhausted { hits } => note!("probe {probe} at {loc}: max hits reached ({hits}); unplanted"),
+                    ProbeEnd::ImageGone => note!("probe {probe} at {loc}: its code was unloaded; unplanted"),
+                    ProbeEnd::Failed(why) => note!("probe {probe} at {loc} failed and was unplanted: {why}"),
+                }
+                live = live.saturating_sub(1);
+                if live == 0 {
+                    ended_by = "all probes done".into();
+                    break;
+                }
+            }
+            Ok(Event::ProbePlanted { probe, sites, module }) => {
+                note!("probe {probe} planted in {module} ({sites} site(s))");
+            }
+            Ok(Event::Exec { pid, detached }) => {
+                note!(
+                    "process {pid} called exec: its old image's probes are gone{}",
+                    if detached { "; detached" } else { "" }
+                );
+                ended_by = "target exec'd".into();
+                break;
+            }
+            Ok(Event::ForkedChild { .. }) | Ok(Event::ModulesChanged { .. }) => {}
+            Ok(Event::Exited { code, signal }) => {
+                match (code, signal) {
+                    (Some(c), _) => note!("target exited with code {c}"),
+                    (_, Some(s)) => note!("target was killed by {}", signals::name(s)),
+                    _ => note!("target is gone"),
+                }
+                ended_by = "target exited".into();
+                break;
+            }
+            Ok(Event::Warning(w)) => note!("warning: {w}"),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                ended_by = "engine stopped".into();
+                break;
+            }
+        }
+    }
+
+    let stats = session.stats().ok();
+    let report = session.detach().context("detaching")?;
+    note!(
+        "{ended_by}: {hits} hit(s); detached ({} int3 byte(s) restored, {} thread(s) detached{}{})",
+        report.bytes_restored,
+        report.threads,
+        if report.rewound > 0 { format!(", {} rewound", report.rewound) } else { String::new() },
+        if report.moved_out_of_slots > 0 { format!(", {} moved out of slots", report.moved_out_of_slots) } else { String::new() },
+    );
+    if args.stats {
+        if let Some(s) = stats {
+            let mean = if s.traps > 0 { s.service_ns_total / s.traps } else { 0 };
+            note!(
+                "stats: {} traps, mean service {} ns, max {} ns, {} phantom, {} signals passed, {} threads created, {} forks, {} slot pages",
+                s.traps, mean, s.service_ns_max, s.phantom_traps, s.signals_delivered, s.threads_created, s.forks, s.slot_pages
+            );
+        }
+    }
+    for p in &report.problems {
+        note!("detach problem: {p}");
+    }
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+fn short(file: &str, line: u32) -> String {
+    if line == 0 {
+        return "(no line info)".into();
+    }
+    format!("{}:{line}", file.rsplit('/').next().unwrap_or(file))
+}

@@ -1,0 +1,150 @@
+//! Planting and removing int3s.
+//!
+//! An int3 is one byte (0xCC) written over the first byte of an instruction through
+//! /proc/PID/mem while the target runs: a single-byte store is seen by other CPUs either whole
+//! or not at all, so no thread can execute a torn instruction, and no thread needs to stop.
+//! The original byte is kept; removing writes it back, and the address moves to the phantom
+//! set so a thread that had already trapped there is rewound instead of getting a SIGTRAP.
+
+use super::core::{BpUser, Breakpoint, Engine, ProbeRt, SiteRt};
+use super::{EngineError, PlantRequest, ProbeId};
+use crate::addr::RuntimeAddr;
+use crate::arch::relocate;
+
+const INT3: u8 = 0xcc;
+
+impl Engine {
+    /// Plants a probe's sites. All sites are checked before any byte is written, so a refused
+    /// site leaves the target untouched.
+    pub(crate) fn plant(&mut self, req: PlantRequest) -> Result<usize, EngineError> {
+        let mut new_bps: Vec<(u64, Breakpoint)> = Vec::new();
+        for site in &req.sites {
+            let addr = site.addr.0;
+            if self.bps.contains_key(&addr) || new_bps.iter().any(|(a, _)| *a == addr) {
+                continue;
+            }
+            new_bps.push((addr, self.prepare(addr, site.near.0)?));
+        }
+        let probe = self.probes.entry(req.probe).or_insert_with(|| ProbeRt {
+            sites: Vec::new(),
+            max_hits: req.max_hits,
+            hits: 0,
+            active: true,
+        });
+        let first_site = probe.sites.len() as u32;
+        for site in &req.sites {
+            probe.sites.push(SiteRt { plans: site.plans.clone() });
+        }
+        for (addr, bp) in new_bps {
+            self.code.write(addr, &[INT3]).map_err(|e| EngineError::Plant {
+                addr: RuntimeAddr(addr),
+                detail: format!("writing the int3 failed: {e}"),
+            })?;
+            self.phantoms.remove(&addr);
+            self.bps.insert(addr, bp);
+        }
+        for (i, site) in req.sites.iter().enumerate() {
+            if let Some(bp) = self.bps.get_mut(&site.addr.0) {
+                bp.users.push(BpUser::Probe { probe: req.probe, site: first_site + i as u32 });
+            }
+        }
+        Ok(req.sites.len())
+    }
+
+    /// Plants an int3 for the engine's own use (r_brk, the entry point).
+    pub(crate) fn plant_internal(&mut self, addr: u64, user: BpUser) -> Result<(), EngineError> {
+        if let Some(bp) = self.bps.get_mut(&addr) {
+            if !bp.users.contains(&user) {
+                bp.users.push(user);
+            }
+            return Ok(());
+        }
+        let bp = self.prepare(addr, addr)?;
+        self.code
+            .write(addr, &[INT3])
+            .map_err(|e| EngineError::Plant { addr: RuntimeAddr(addr), detail: format!("writing the int3 failed: {e}") })?;
+        self.phantoms.remove(&addr);
+        self.bps.insert(addr, Breakpoint { users: vec![user], ..bp });
+        Ok(())
+    }
+
+    /// Reads and decodes the instruction at `addr` and checks it can be displaced.
+    fn prepare(&self, addr: u64, near: u64) -> Result<Breakpoint, EngineError> {
+        let err = |detail: String| EngineError::Plant { addr: RuntimeAddr(addr), detail };
+        for (other, bp) in &self.bps {
+            if *other < addr && addr < other + bp.displaced.len as u64 {
+                return Err(err(format!(
+                    "it is inside the instruction at {other:#x} ({}), which is already probed",
+                    bp.displaced.text
+                )));
+            }
+        }
+        let mut bytes = [0u8; 16];
+        self.code.read(addr, &mut bytes).map_err(|e| err(format!("cannot read the code there: {e}")))?;
+        if bytes[0] == INT3 {
+            return Err(err(
+                "there is already an int3 there (another debugger's breakpoint, one compiled into the program, \
+                 or one left behind by a tracer that was killed)"
+                    .into(),
+            ));
+        }
+        // Decode from the original bytes: our own int3s in the following bytes are undone.
+        for (i, b) in bytes.iter_mut().enumerate().skip(1) {
+            if let Some(bp) = self.bps.get(&(addr + i as u64)) {
+                *b = bp.orig;
+            }
+        }
+        let displaced = relocate::decode(&bytes, addr).map_err(|e| err(e.to_string()))?;
+        for other in self.bps.keys() {
+            if addr < *other && *other < addr + displaced.len as u64 {
+                return Err(err(format!(
+                    "the instruction there ({}) spans {other:#x}, which is already probed",
+                    displaced.text
+                )));
+            }
+        }
+        Ok(Breakpoint { orig: bytes[0], displaced, near, users: Vec::new() })
+    }
+
+    /// Removes a probe from every int3 it uses; an int3 nobody uses any more is removed.
+    pub(crate) fn unplant(&mut self, probe: ProbeId) {
+        if let Some(p) = self.probes.get_mut(&probe) {
+            p.active = false;
+        }
+        self.probes.remove(&probe);
+        let addrs: Vec<u64> = self
+            .bps
+            .iter()
+            .filter(|(_, bp)| bp.users.iter().any(|u| matches!(u, BpUser::Probe { probe: p, .. } if *p == probe)))
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in addrs {
+            let now_unused = {
+                let bp = self.bps.get_mut(&addr).unwrap();
+                bp.users.retain(|u| !matches!(u, BpUser::Probe { probe: p, .. } if *p == probe));
+                bp.users.is_empty()
+            };
+            if now_unused {
+                self.remove_bp(addr);
+            }
+        }
+    }
+
+    /// Writes the original byte back and remembers the address as a phantom.
+    pub(crate) fn remove_bp(&mut self, addr: u64) {
+        if let Some(bp) = self.bps.remove(&addr) {
+            let _ = self.code.write(addr, &[bp.orig]);
+            self.phantoms.insert(addr, bp.orig);
+        }
+    }
+
+    /// Forgets int3s in an unmapped range (a library was unloaded): nothing to write back.
+    pub(crate) fn forget_range(&mut self, start: RuntimeAddr, end: RuntimeAddr) {
+        let gone: Vec<u64> = self.bps.keys().copied().filter(|a| start.0 <= *a && *a < end.0).collect();
+        for addr in &gone {
+            self.bps.remove(addr);
+            self.slot_of.remove(addr);
+        }
+        self.phantoms.retain(|a, _| !(start.0 <= *a && *a < end.0));
+    }
+}

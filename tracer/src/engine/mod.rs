@@ -1,0 +1,284 @@
+//! The engine: one OS thread that owns every ptrace call for one target process.
+//!
+//! The rest of scry talks to it through [`EngineHandle`] (commands with replies) and receives
+//! [`Event`]s on a channel. See docs/architecture.md for why there is exactly one such thread
+//! (the kernel binds a tracee to the thread that attached it) and for the hit path.
+
+mod attach;
+mod breakpoints;
+pub(crate) mod core;
+mod detach;
+mod inject;
+mod slots;
+pub(crate) mod waker;
+
+use crate::addr::RuntimeAddr;
+use crate::plan::{Fetched, ValuePlan};
+use crate::ptrace::Tid;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, SystemTime};
+
+pub use self::core::EngineStats;
+
+/// A probe's id, unique within a session.
+pub type ProbeId = u32;
+
+/// How the engine was asked to take hold of the target.
+#[derive(Clone, Debug)]
+pub enum Launch {
+    /// Attach to a running process (all its threads) by pid.
+    Attach { pid: i32 },
+    /// Start a program under the engine; it is held at its first instruction after exec.
+    Spawn { program: std::path::PathBuf, args: Vec<String> },
+}
+
+/// What to do when the target calls exec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecPolicy {
+    /// Drop the old image's probes, report it, and detach.
+    Detach,
+    /// Drop the old image's probes, report it, and stay attached.
+    Stay,
+}
+
+/// One address a probe is planted at, with the values to fetch there.
+#[derive(Clone, Debug)]
+pub struct PlantSite {
+    /// Where the int3 goes.
+    pub addr: RuntimeAddr,
+    /// The module's mapped range, for placing the out-of-line slot within ±2 GiB.
+    pub near: RuntimeAddr,
+    /// Values to fetch at a hit, in template order.
+    pub plans: Vec<ValuePlan>,
+}
+
+/// Planting a probe (or more sites of an existing one, after a dlopen).
+#[derive(Clone, Debug)]
+pub struct PlantRequest {
+    /// The probe.
+    pub probe: ProbeId,
+    /// Its sites.
+    pub sites: Vec<PlantSite>,
+    /// Unplant after this many hits (`None`: no bound here; quotas come in a later issue).
+    pub max_hits: Option<u64>,
+}
+
+/// A hit, as raw bytes: the hit path does no formatting. Rendering happens on the consumer's
+/// thread (`Session::render`).
+#[derive(Clone, Debug)]
+pub struct HitRecord {
+    /// The probe that fired.
+    pub probe: ProbeId,
+    /// Which of its sites (index into the plant request's sites, counting all requests).
+    pub site: u32,
+    /// The process (the target, or a vfork child running in its memory).
+    pub pid: i32,
+    /// The thread that hit.
+    pub tid: Tid,
+    /// Wall-clock time of the hit.
+    pub time: SystemTime,
+    /// 1-based count of this probe's reported hits.
+    pub seq: u64,
+    /// The fetched values, in template order.
+    pub values: Vec<Fetched>,
+    /// Time from waitpid's return to the thread's PTRACE_CONT, in ns (our share of the stop).
+    pub service_ns: u64,
+}
+
+/// Why a probe is no longer planted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProbeEnd {
+    /// It reached its hit bound.
+    Exhausted { hits: u64 },
+    /// The image it was planted in went away (exec, dlclose).
+    ImageGone,
+    /// The engine could not serve it (e.g. no slot could be mapped); the reason says why.
+    Failed(String),
+}
+
+/// Something the engine reports.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A probe fired.
+    Hit(HitRecord),
+    /// A probe stopped firing, and why.
+    ProbeEnded { probe: ProbeId, end: ProbeEnd },
+    /// Libraries were loaded or unloaded (the dynamic linker's r_brk fired with a consistent
+    /// map, or the spawned program reached its entry point). `held` is a thread kept stopped
+    /// until [`EngineHandle::release`] so pending probes can be planted before its code runs.
+    ModulesChanged { held: Option<Tid> },
+    /// The target called exec: every probe of the old image is gone.
+    Exec { pid: i32, detached: bool },
+    /// A forked child ran with our probes removed and was detached.
+    ForkedChild { child: i32, vfork: bool },
+    /// The target exited.
+    Exited { code: Option<i32>, signal: Option<i32> },
+    /// A pending probe was planted in a library that was just loaded.
+    ProbePlanted { probe: ProbeId, sites: usize, module: String },
+    /// Something worth telling the user that is not an error of one request.
+    Warning(String),
+}
+
+/// What a detach did.
+#[derive(Clone, Debug, Default)]
+pub struct DetachReport {
+    /// Breakpoint bytes written back.
+    pub bytes_restored: usize,
+    /// Threads detached.
+    pub threads: usize,
+    /// Threads that were inside an out-of-line slot and were moved back to the original code.
+    pub moved_out_of_slots: usize,
+    /// Threads that had trapped on an int3 we just removed (rewound to the original instruction).
+    pub rewound: usize,
+    /// Problems (a thread that would not stop in time, a write that failed).
+    pub problems: Vec<String>,
+}
+
+/// Errors the engine reports.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Attach(String),
+    #[error("cannot plant at {addr}: {detail}")]
+    Plant { addr: RuntimeAddr, detail: String },
+    #[error("the engine thread has stopped (target gone or detached)")]
+    Gone,
+    #[error("{0}")]
+    Other(String),
+}
+
+pub(crate) enum Command {
+    Plant(PlantRequest, Sender<Result<usize, EngineError>>),
+    Unplant(ProbeId, Sender<()>),
+    /// Forget breakpoints in an unmapped range (dlclose): the bytes are gone with the mapping.
+    ForgetRange(RuntimeAddr, RuntimeAddr, Sender<()>),
+    /// Watch the dynamic linker: plant on r_brk, read r_state at `r_debug`.
+    WatchLinkMap { r_debug: RuntimeAddr, r_brk: RuntimeAddr, reply: Sender<Result<(), EngineError>> },
+    Release(Tid, Sender<()>),
+    Stats(Sender<EngineStats>),
+    Detach(Sender<DetachReport>),
+}
+
+/// The handle other threads use to talk to the engine thread.
+pub struct EngineHandle {
+    tx: Sender<Command>,
+    engine_tid: Tid,
+    pid: i32,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What attaching found.
+#[derive(Clone, Debug)]
+pub struct AttachInfo {
+    /// The target's pid.
+    pub pid: i32,
+    /// Threads seized.
+    pub threads: usize,
+    /// Threads that vanished while we attached (skipped).
+    pub vanished: usize,
+    /// Time spent attaching.
+    pub elapsed: Duration,
+    /// Time any application thread was stopped by the attach (0: PTRACE_SEIZE stops nobody).
+    pub stopped: Duration,
+}
+
+impl EngineHandle {
+    /// Starts the engine thread and takes hold of the target. Events arrive on the returned
+    /// receiver.
+    pub fn start(launch: Launch, exec_policy: ExecPolicy) -> Result<(EngineHandle, AttachInfo, Receiver<Event>), EngineError> {
+        waker::install();
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let (ev_tx, ev_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("scry-ptrace".into())
+            .spawn(move || core::run(launch, exec_policy, cmd_rx, ev_tx, ready_tx))
+            .map_err(|e| EngineError::Other(format!("cannot start the engine thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok((engine_tid, info))) => Ok((
+                EngineHandle { tx: cmd_tx, engine_tid, pid: info.pid, thread: std::sync::Mutex::new(Some(thread)) },
+                info,
+                ev_rx,
+            )),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(EngineError::Other("the engine thread died while attaching".into()))
+            }
+        }
+    }
+
+    /// The target's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, EngineError> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(make(tx)).map_err(|_| EngineError::Gone)?;
+        loop {
+            waker::wake(self.engine_tid);
+            match rx.recv_timeout(Duration::from_millis(2)) {
+                Ok(v) => return Ok(v),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Err(EngineError::Gone),
+            }
+        }
+    }
+
+    /// Plants a probe's sites. Returns how many were planted.
+    pub fn plant(&self, req: PlantRequest) -> Result<usize, EngineError> {
+        self.call(|tx| Command::Plant(req, tx))?
+    }
+
+    /// Removes a probe everywhere.
+    pub fn unplant(&self, probe: ProbeId) -> Result<(), EngineError> {
+        self.call(|tx| Command::Unplant(probe, tx))
+    }
+
+    /// Forgets the breakpoints in `[start, end)` (the module there was unloaded).
+    pub fn forget_range(&self, start: RuntimeAddr, end: RuntimeAddr) -> Result<(), EngineError> {
+        self.call(|tx| Command::ForgetRange(start, end, tx))
+    }
+
+    /// Starts watching the dynamic linker's r_brk for library loads.
+    pub fn watch_link_map(&self, r_debug: RuntimeAddr, r_brk: RuntimeAddr) -> Result<(), EngineError> {
+        self.call(|tx| Command::WatchLinkMap { r_debug, r_brk, reply: tx })?
+    }
+
+    /// Lets a thread held by [`Event::ModulesChanged`] run again.
+    pub fn release(&self, tid: Tid) -> Result<(), EngineError> {
+        self.call(|tx| Command::Release(tid, tx))
+    }
+
+    /// Counters of the engine.
+    pub fn stats(&self) -> Result<EngineStats, EngineError> {
+        self.call(Command::Stats)
+    }
+
+    /// Removes every int3, moves threads out of slots, detaches every thread, and ends the
+    /// engine thread.
+    pub fn detach(&self) -> Result<DetachReport, EngineError> {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(thread) = thread else { return Err(EngineError::Gone) };
+        let report = self.call(Command::Detach);
+        let _ = thread.join();
+        report
+    }
+
+    /// True until [`EngineHandle::detach`] ran.
+    pub fn is_attached(&self) -> bool {
+        self.thread.lock().map(|t| t.is_some()).unwrap_or(false)
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        // A handle dropped without detach (an error path, a panic unwinding) still detaches:
+        // leaving int3s behind would kill the target at its next hit.
+        let _ = self.detach();
+    }
+}

@@ -1,0 +1,156 @@
+//! The hit path: what happens between a thread trapping on one of our int3s and its resuming.
+//!
+//! Read this file top to bottom; it is the whole story. Only the thread that trapped is
+//! stopped; every other thread runs on, and the int3 stays in place, so their hits are served
+//! too. Per hit, the system calls are:
+//!
+//! 1. waitpid (in the event loop) reports the SIGTRAP;
+//! 2. PTRACE_GETREGS;
+//! 3. for each probe at this address, the probe's precompiled value plans: one
+//!    process_vm_readv per pointer hop, for all values together (none for register values);
+//! 4. the raw bytes go to a channel (no formatting, no JSON, no I/O here);
+//! 5. PTRACE_SETREGS with RIP pointing at the out-of-line slot that runs the displaced
+//!    instruction and jumps back;
+//! 6. PTRACE_CONT.
+//!
+//! The first hit at an address builds its slot, and the first in a module maps the slot page
+//! (an injected mmap: two more stops of this thread, once). No single-step, ever.
+
+use crate::engine::core::{BpUser, Engine, ThreadState};
+use crate::engine::{Event, HitRecord, ProbeEnd, ProbeId};
+use crate::ptrace::{self, Tid};
+use std::time::{Instant, SystemTime};
+
+/// Handles a SIGTRAP stop of `tid`. Returns false if the trap is not ours: it goes to the
+/// target unchanged.
+pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
+    let Ok(regs) = ptrace::get_regs(tid) else {
+        return true; // the thread is gone; its exit report follows
+    };
+    let addr = regs.rip.wrapping_sub(1);
+    if !e.bps.contains_key(&addr) {
+        if e.phantoms.contains_key(&addr) {
+            // It trapped on an int3 we removed meanwhile: run the original instruction.
+            e.stats.phantom_traps += 1;
+            let mut regs = regs;
+            regs.rip = addr;
+            let _ = ptrace::set_regs(tid, &regs);
+            e.resume(tid, 0);
+            return true;
+        }
+        return false;
+    }
+    e.stats.traps += 1;
+    let pid = e.threads.get(&tid).map(|t| t.pid).unwrap_or(e.pid);
+
+    // Serve everyone this int3 serves.
+    let users = e.bps[&addr].users.clone();
+    let mut hold = false;
+    let mut exhausted: Vec<(ProbeId, u64)> = Vec::new();
+    for user in users {
+        match user {
+            BpUser::Probe { probe, site } => {
+                let Some(p) = e.probes.get_mut(&probe) else { continue };
+                if !p.active || p.max_hits.is_some_and(|max| p.hits >= max) {
+                    continue; // another thread already took the last hit
+                }
+                p.hits += 1;
+                let seq = p.hits;
+                let values = crate::fetch::run(pid, &regs, &p.sites[site as usize].plans);
+                if p.max_hits == Some(seq) {
+                    exhausted.push((probe, seq));
+                }
+                e.stats.hits += 1;
+                let service_ns = woke.elapsed().as_nanos() as u64;
+                let _ = e.events.send(Event::Hit(HitRecord {
+                    probe,
+                    site,
+                    pid,
+                    tid,
+                    time: SystemTime::now(),
+                    seq,
+                    values,
+                    service_ns,
+                }));
+            }
+            BpUser::LinkMap => hold |= link_map_consistent(e, pid),
+            BpUser::Entry => {
+                hold = true;
+                e.remove_bp_user(addr, BpUser::Entry);
+            }
+        }
+    }
+
+    // Run the displaced instruction out of line and let the thread go — unless the session
+    // must plant probes in a newly loaded library first.
+    if hold {
+        if let Some(t) = e.threads.get_mut(&tid) {
+            t.state = ThreadState::Held { regs, bp: addr };
+        }
+        let _ = e.events.send(Event::ModulesChanged { held: Some(tid) });
+    } else {
+        resume_displaced(e, tid, regs, addr);
+    }
+    for (probe, hits) in exhausted {
+        e.end_probe(probe, ProbeEnd::Exhausted { hits });
+    }
+    let service = woke.elapsed().as_nanos() as u64;
+    e.stats.service_ns_total += service;
+    e.stats.service_ns_max = e.stats.service_ns_max.max(service);
+    true
+}
+
+/// Continues `tid`, stopped on the int3 at `addr`, through the out-of-line copy of the
+/// instruction there.
+pub(crate) fn resume_displaced(e: &mut Engine, tid: Tid, mut regs: libc::user_regs_struct, addr: u64) {
+    match e.ensure_slot(addr, tid, &regs) {
+        Ok(slot) => regs.rip = slot.start,
+        Err(why) if e.bps.contains_key(&addr) => {
+            // No way to run the instruction without lifting the int3: give the probe up
+            // (visibly) rather than break the program, and run the original instruction.
+            let probes: Vec<ProbeId> = e.bps[&addr]
+                .users
+                .iter()
+                .filter_map(|u| if let BpUser::Probe { probe, .. } = u { Some(*probe) } else { None })
+                .collect();
+            let _ = e.events.send(Event::Warning(format!("cannot run the instruction at {addr:#x} out of line: {why}")));
+            for probe in probes {
+                e.end_probe(probe, ProbeEnd::Failed(why.clone()));
+            }
+            e.remove_bp(addr);
+            regs.rip = addr;
+        }
+        // The breakpoint is gone already (removed while the thread was held): the original
+        // instruction is back in place.
+        Err(_) => regs.rip = addr,
+    }
+    let _ = ptrace::set_regs(tid, &regs);
+    e.resume(tid, 0);
+}
+
+/// At r_brk: true when the dynamic linker says its list of libraries is consistent again
+/// (r_state == RT_CONSISTENT), i.e. after a dlopen or dlclose finished mapping.
+fn link_map_consistent(e: &Engine, pid: i32) -> bool {
+    let Some(r_debug) = e.r_debug else { return false };
+    let mut state = [0u8; 4];
+    // struct r_debug { int r_version; struct link_map *r_map; ElfW(Addr) r_brk; enum r_state; … }
+    ptrace::mem::read(pid, r_debug + 24, &mut state).is_ok() && u32::from_le_bytes(state) == 0
+}
+
+impl Engine {
+    /// Removes one user from an int3, and the int3 when nobody is left.
+    pub(crate) fn remove_bp_user(&mut self, addr: u64, user: BpUser) {
+        let unused = match self.bps.get_mut(&addr) {
+            Some(bp) => {
+                bp.users.retain(|u| *u != user);
+                bp.users.is_empty()
+            }
+            None => false,
+        };
+        if unused {
+            // The thread at hand then runs the original instruction in place (see
+            // `resume_displaced`): the byte is back.
+            self.remove_bp(addr);
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! A debugging session on one process: the public face of the engine.
+//!
+//! [`Session`] resolves locations and value paths against the target's DWARF (on the caller's
+//! thread, never on the ptrace thread), hands the engine plain addresses and value plans, keeps
+//! pending probes for libraries not loaded yet, and renders hits on the consumer's thread.
+//!
+//! Threads: the caller's; the engine's ptrace thread; and a router thread that receives the
+//! engine's events, plants pending probes when libraries appear (while the loading thread is
+//! held), and forwards everything else to [`Session::events`].
+
+use crate::addr::RuntimeAddr;
+use crate::debuginfo::{DebugSearch, ModuleSymbols, Site, SymbolError};
+use crate::engine::{
+    AttachInfo, DetachReport, EngineError, EngineHandle, EngineStats, Event, ExecPolicy, HitRecord, Launch, PlantRequest,
+    PlantSite, ProbeId,
+};
+use crate::location::{LocationError, LocationSpec, module_matches};
+use crate::modules::{self, Module};
+use crate::plan::{TypeDesc, Value};
+use crate::template::{Part, Template, TemplateError};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Options of a session.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Where separate debug files are looked for.
+    pub debug: DebugSearch,
+    /// What to do when the target calls exec.
+    pub exec_policy: ExecPolicy,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { debug: DebugSearch::default(), exec_policy: ExecPolicy::Detach }
+    }
+}
+
+/// A probe to set.
+#[derive(Clone, Debug)]
+pub struct ProbeSpec {
+    /// Where: `file.c:42`, `function`, `libname.so:file.c:42`.
+    pub location: String,
+    /// What to print: literal text with `{value}` holes.
+    pub template: String,
+    /// Unplant after this many hits.
+    pub max_hits: Option<u64>,
+}
+
+/// One address a probe resolved to.
+#[derive(Clone, Debug)]
+pub struct ResolvedSite {
+    /// Where the int3 is.
+    pub addr: RuntimeAddr,
+    /// The module's path.
+    pub module: PathBuf,
+    /// What the symbol layer says about it.
+    pub site: Site,
+}
+
+/// What setting a probe did.
+#[derive(Clone, Debug)]
+pub struct ProbeInfo {
+    /// The probe's id.
+    pub id: ProbeId,
+    /// The location as given.
+    pub location: String,
+    /// Where it is planted now.
+    pub sites: Vec<ResolvedSite>,
+    /// True if it waits for a library that is not loaded yet.
+    pub pending: bool,
+}
+
+/// Why a probe could not be set. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
+    #[error("cannot plant '{location}': {source}")]
+    Engine { location: String, source: EngineError },
+    #[error("no module named '{name}' is loaded in process {pid}, and it does not look like a shared library that could be loaded later. Loaded modules: {loaded}")]
+    NoSuchModule { name: String, pid: i32, loaded: String },
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A hit, rendered for people and for JSON.
+#[derive(Clone, Debug)]
+pub struct RenderedHit {
+    /// `file:line` of the site (or `function+0xoff` without DWARF).
+    pub location: String,
+    /// The function at the site.
+    pub function: String,
+    /// The template filled in.
+    pub message: String,
+    /// Each hole's text and value, in order.
+    pub values: Vec<(String, Value)>,
+}
+
+struct ProbeEntry {
+    spec: LocationSpec,
+    text: String,
+    template: Template,
+    max_hits: Option<u64>,
+    /// Per site, in the engine's site order: where it is and the types of its holes.
+    sites: Vec<(ResolvedSite, Vec<TypeDesc>)>,
+    /// Waiting for a module with this name.
+    pending: Option<String>,
+}
+
+struct State {
+    modules: Vec<Module>,
+    symbols: HashMap<PathBuf, Arc<ModuleSymbols>>,
+    probes: HashMap<ProbeId, ProbeEntry>,
+    next_id: ProbeId,
+    link_map_watched: bool,
+}
+
+struct Shared {
+    pid: i32,
+    main_exe: Option<PathBuf>,
+    options: SessionOptions,
+    engine: EngineHandle,
+    state: Mutex<State>,
+}
+
+/// An attached process.
+pub struct Session {
+    shared: Arc<Shared>,
+    events: Receiver<Event>,
+    router: Option<std::thread::JoinHandle<()>>,
+    info: AttachInfo,
+    held: Option<i32>,
+}
+
+impl Session {
+    /// Attaches to a running process (PTRACE_SEIZE: no thread stops).
+    pub fn attach(pid: i32, options: SessionOptions) -> Result<Session, SessionError> {
+        let (engine, info, engine_events) = EngineHandle::start(Launch::Attach { pid }, options.exec_policy)?;
+        let mut session = Session::new(engine, info, options);
+        session.watch_link_map();
+        session.start_router(engine_events);
+        Ok(session)
+    }
+
+    /// Starts a program under scry. It is held at its entry point (libraries loaded, no code
+    /// of the program run) until [`Session::resume`], so probes can be set first.
+    pub fn spawn(program: &Path, args: &[String], options: SessionOptions) -> Result<Session, SessionError> {
+        let launch = Launch::Spawn { program: program.to_path_buf(), args: args.to_vec() };
+        let (engine, info, engine_events) = EngineHandle::start(launch, options.exec_policy)?;
+        let mut session = Session::new(engine, info, options);
+        // Wait for the entry point.
+        loop {
+            match engine_events.recv_timeout(Duration::from_secs(30)) {
+                Ok(Event::ModulesChanged { held }) => {
+                    session.held = held;
+                    break;
+                }
+                Ok(Event::Exited { code, signal }) => {
+                    return Err(SessionError::Other(format!(
+                        "{} exited before reaching its entry point (code {code:?}, signal {signal:?})",
+                        program.display()
+                    )));
+                }
+                Ok(_) => {}
+                Err(_) => return Err(SessionError::Other(format!("{} did not reach its entry point", program.display()))),
+            }
+        }
+        session.refresh_modules();
+        session.watch_link_map();
+        session.start_router(engine_events);
+        Ok(session)
+    }
+
+    fn new(engine: EngineHandle, info: AttachInfo, options: SessionOptions) -> Session {
+        let pid = info.pid;
+        let main_exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| {
+            PathBuf::from(p.to_string_lossy().trim_end_matches(" (deleted)").to_string())
+        });
+        let state = State { modules: Vec::new(), symbols: HashMap::new(), probes: HashMap::new(), next_id: 1, link_map_watched: false };
+        let shared = Arc::new(Shared { pid, main_exe, options, engine, state: Mutex::new(state) });
+        let session = Session { shared, events: mpsc::channel().1, router: None, info, held: None };
+        session.refresh_modules();
+        session
+    }
+
+    fn refresh_modules(&self) {
+        refresh_modules(&self.shared);
+    }
+
+    fn watch_link_map(&self) {
+        watch_link_map(&self.shared);
+    }
+
+    fn start_router(&mut self, engine_events: Receiver<Event>) {
+        let (tx, rx) = mpsc::channel();
+        self.events = rx;
+        let shared = self.shared.clone();
+        self.router = std::thread::Builder::new()
+            .name("scry-router".into())
+            .spawn(move || route(shared, engine_events, tx))
+            .ok();
+    }
+
+    /// Lets a spawned program run (no-op for an attached one).
+    pub fn resume(&mut self) -> Result<(), SessionError> {
+        if let Some(tid) = self.held.take() {
+            self.shared.engine.release(tid)?;
+        }
+        Ok(())
+    }
+
+    /// The target's pid.
+    pub fn pid(&self) -> i32 {
+        self.shared.pid
+    }
+
+    /// What attaching found.
+    pub fn attach_info(&self) -> &AttachInfo {
+        &self.info
+    }
+
+    /// Events: hits, probe state changes, exec, exit, warnings.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> Result<EngineStats, SessionError> {
+        Ok(self.shared.engine.stats()?)
+    }
+
+    /// Resolves and plants a probe. Typos in the location or the template, unknown
+    /// variables, and lines without code are errors here, before anything is planted.
+    pub fn add_probe(&self, spec: &ProbeSpec) -> Result<ProbeInfo, ProbeError> {
+        let location = LocationSpec::parse(&spec.location)?;
+        let template = Template::parse(&spec.template)?;
+        let shared = &self.shared;
+        let mut state = shared.state.lock().unwrap();
+        let id = state.next_id;
+        state.next_id += 1;
+        let mut entry = ProbeEntry {
+            spec: location.clone(),
+            text: spec.location.clone(),
+            template,
+            max_hits: spec.max_hits,
+            sites: Vec::new(),
+            pending: None,
+        };
+        let resolution = resolve(shared, &mut state, &location)?;
+        match resolution {
+            Resolution::Pending(module) => {
+                entry.pending = Some(module);
+                state.probes.insert(id, entry);
+                Ok(ProbeInfo { id, location: spec.location.clone(), sites: Vec::new(), pending: true })
+            }
+            Resolution::Sites(sites) => {
+                let req = lower(shared, &mut state, id, &mut entry, sites)?;
+                let planted: Vec<ResolvedSite> = entry.sites.iter().map(|(s, _)| s.clone()).collect();
+                state.probes.insert(id, entry);
+                drop(state);
+                if let Err(e) = shared.engine.plant(req) {
+                    shared.state.lock().unwrap().probes.remove(&id);
+                    return Err(ProbeError::Engine { location: spec.location.clone(), source: e });
+                }
+                Ok(ProbeInfo { id, location: spec.location.clone(), sites: planted, pending: false })
+            }
+        }
+    }
+
+    /// Removes a probe (its int3s go at once).
+    pub fn remove_probe(&self, id: ProbeId) -> Result<(), SessionError> {
+        self.shared.state.lock().unwrap().probes.remove(&id);
+        Ok(self.shared.engine.unplant(id)?)
+    }
+
+    /// Turns a hit's raw bytes into a message and named values. Runs on the caller's thread.
+    pub fn render(&self, hit: &HitRecord) -> RenderedHit {
+        let state = self.shared.state.lock().unwrap();
+        let Some(probe) = state.probes.get(&hit.probe) else {
+            return RenderedHit { location: "?".into(), function: "?".into(), message: String::new(), values: Vec::new() };
+        };
+        let (site, types) = match probe.sites.get(hit.site as usize) {
+            Some((s, t)) => (Some(s), t.as_slice()),
+            None => (None, &[][..]),
+        };
+        let mut message = String::new();
+        let mut values = Vec::new();
+        let mut k = 0;
+        for part in &probe.template.parts {
+            match part {
+                Part::Literal(text) => message.push_str(text),
+                Part::Hole(path) => {
+                    let value = match (types.get(k), hit.values.get(k)) {
+                        (Some(ty), Some(fetched)) => crate::value::render(ty, fetched),
+                        _ => Value::Opaque("?".into()),
+                    };
+                    message.push_str(&crate::value::display(&value));
+                    values.push((path.text.clone(), value));
+                    k += 1;
+                }
+            }
+        }
+        let (location, function) = match site {
+            Some(s) if s.site.line != 0 => {
+                let file = s.site.file.rsplit('/').next().unwrap_or(&s.site.file);
+                (format!("{file}:{}", s.site.line), s.site.function.clone())
+            }
+            Some(s) => (probe.text.clone(), s.site.function.clone()),
+            None => (probe.text.clone(), String::new()),
+        };
+        RenderedHit { location, function, message, values }
+    }
+
+    /// The location text a probe was set with.
+    pub fn probe_location(&self, id: ProbeId) -> Option<String> {
+        self.shared.state.lock().unwrap().probes.get(&id).map(|p| p.text.clone())
+    }
+
+    /// Removes every probe and detaches from every thread; the target runs on as if scry had
+    /// never been there.
+    pub fn detach(mut self) -> Result<DetachReport, SessionError> {
+        let report = self.shared.engine.detach();
+        if let Some(r) = self.router.take() {
+            let _ = r.join();
+        }
+        Ok(report?)
+    }
+}
+
+enum Resolution {
+    Sites(Vec<(usize, Site)>),
+    Pending(String),
+}
+
+fn refresh_modules(shared: &Shared) -> (Vec<Module>, Vec<Module>) {
+    let maps = crate::procfs::read_maps(shared.pid).unwrap_or_default();
+    let fresh = modules::modules_from_maps(shared.pid, &maps, shared.main_exe.as_deref());
+    let mut state = shared.state.lock().unwrap();
+    let added: Vec<Module> =
+        fresh.iter().filter(|m| !state.modules.iter().any(|o| o.path == m.path && o.start == m.start)).cloned().collect();
+    let removed: Vec<Module> =
+        state.modules.iter().filter(|o| !fresh.iter().any(|m| o.path == m.path && o.start == m.start)).cloned().collect();
+    state.modules = fresh;
+    (added, removed)
+}
+
+fn watch_link_map(shared: &Shared) {
+    let main = {
+        let state = shared.state.lock().unwrap();
+        if state.link_map_watched {
+            return;
+        }
+        state.modules.iter().find(|m| m.is_main).cloned()
+    };
+    let Some(main) = main else { return };
+    let Some(dynamic) = modules::dynamic_vaddr(&main.read_path) else { return }; // static: no dlopen
+    let Ok(symbols) = symbols_for(shared, &main) else { return };
+    let bias = modules::bias(&main, symbols.segments());
+    let dynamic = crate::addr::FileAddr(dynamic).to_runtime(bias);
+    let Some(r_debug) = modules::find_r_debug(shared.pid, dynamic) else { return };
+    let Some(r_brk) = modules::read_r_brk(shared.pid, r_debug) else { return };
+    if shared.engine.watch_link_map(r_debug, r_brk).is_ok() {
+        shared.state.lock().unwrap().link_map_watched = true;
+    }
+}
+
+fn symbols_for(shared: &Shared, module: &Module) -> Result<Arc<ModuleSymbols>, SymbolError> {
+    if let Some(s) = shared.state.lock().unwrap().symbols.get(&module.path) {
+        return Ok(s.clone());
+    }
+    let loaded = Arc::new(ModuleSymbols::load(&module.read_path, &shared.options.debug)?);
+    shared.state.lock().unwrap().symbols.insert(module.path.clone(), loaded.clone());
+    Ok(loaded)
+}
+
+/// Symbols while the state lock is held (loading happens under the lock; it is rare).
+fn symbols_locked(shared: &Shared, state: &mut State, module: &Module) -> Result<Arc<ModuleSymbols>, SymbolError> {
+    if let Some(s) = state.symbols.get(&module.path) {
+        return Ok(s.clone());
+    }
+    let loaded = Arc::new(ModuleSymbols::load(&module.read_path, &shared.options.debug)?);
+    state.symbols.insert(module.path.clone(), loaded.clone());
+    Ok(loaded)
+}
+
+fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Resolution, ProbeError> {
+    let candidates: Vec<(usize, Module)> = match loc.module() {
+        Some(name) => {
+            let found: Vec<(usize, Module)> = state
+                .modules
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| module_matches(&m.path.to_string_lossy(), name))
+                .map(|(i, m)| (i, m.clone()))
+                .collect();
+            if found.is_empty() {
+                if name.ends_with(".so") || name.contains(".so.") {
+                    return Ok(Resolution::Pending(name.to_string()));
+                }
+                let loaded: Vec<String> = state
+                    .modules
+                    .iter()
+                    .map(|m| m.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default())
+                    .collect();
+                return Err(ProbeError::NoSuchModule { name: name.into(), pid: shared.pid, loaded: loaded.join(", ") });
+            }
+            found
+        }
+        None => state.modules.iter().enumerate().map(|(i, m)| (i, m.clone())).collect(),
+    };
+    let mut sites = Vec::new();
+    let mut first_error: Option<SymbolError> = None;
+    for (idx, module) in &candidates {
+        let symbols = match symbols_locked(shared, state, module) {
+            Ok(s) => s,
+            Err(e) => {
+                if module.is_main || loc.module().is_some() {
+                    first_error.get_or_insert(e);
+                }
+                continue;
+            }
+        };
+        let result = match loc {
+            LocationSpec::Line { file, line, .. } => {
+                if !symbols.has_dwarf() && !module.is_main && loc.module().is_none() {
+                    continue; // a library without DWARF cannot hold the file
+                }
+                symbols.resolve_line(file, *line)
+            }
+            LocationSpec::Function { name, .. } => symbols.resolve_function(name),
+        };
+        match result {
+            Ok(found) => sites.extend(found.into_iter().map(|s| (*idx, s))),
+            // A file found but the line has no code beats "unknown file" elsewhere.
+            Err(e @ SymbolError::NoCodeAtLine { .. }) => first_error = Some(e),
+            Err(e) => {
+                if module.is_main || loc.module().is_some() || first_error.is_none() {
+                    if !matches!(first_error, Some(SymbolError::NoCodeAtLine { .. })) && (module.is_main || first_error.is_none()) {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+    }
+    if sites.is_empty() {
+        return Err(match first_error {
+            Some(e) => e.into(),
+            None => SymbolError::UnknownFunction { name: loc.to_string(), binary: PathBuf::from("any loaded module"), hint: String::new() }.into(),
+        });
+    }
+    Ok(Resolution::Sites(sites))
+}
+
+/// Lowers resolved sites into a plant request, compiling every hole at every site.
+fn lower(shared: &Shared, state: &mut State, id: ProbeId, entry: &mut ProbeEntry, sites: Vec<(usize, Site)>) -> Result<PlantRequest, ProbeError> {
+    let mut req = PlantRequest { probe: id, sites: Vec::new(), max_hits: entry.max_hits };
+    for (idx, site) in sites {
+        let module = state.modules[idx].clone();
+        let symbols = symbols_locked(shared, state, &module)?;
+        let bias = modules::bias(&module, symbols.segments());
+        let addr = site.addr.to_runtime(bias);
+        let mut plans = Vec::new();
+        let mut types = Vec::new();
+        for hole in entry.template.holes() {
+            let (plan, ty) = symbols.compile_value(site.addr, hole, bias)?;
+            plans.push(plan);
+            types.push(ty);
+        }
+        req.sites.push(PlantSite { addr, near: module.start, plans });
+        entry.sites.push((ResolvedSite { addr, module: module.path.clone(), site }, types));
+    }
+    Ok(req)
+}
+
+/// The router thread: plants pending probes when libraries appear, forwards the rest.
+fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>) {
+    for event in engine_events {
+        match event {
+            Event::ModulesChanged { held } => {
+                on_modules_changed(&shared, &out);
+                if let Some(tid) = held {
+                    let _ = shared.engine.release(tid);
+                }
+            }
+            other => {
+                if out.send(other).is_err() {
+                    // Nobody listens any more; keep draining so the engine never blocks.
+                }
+            }
+        }
+    }
+}
+
+fn on_modules_changed(shared: &Shared, out: &Sender<Event>) {
+    let (added, removed) = refresh_modules(shared);
+    for m in &removed {
+        let _ = shared.engine.forget_range(m.start, m.end);
+        shared.state.lock().unwrap().symbols.remove(&m.path);
+    }
+    watch_link_map(shared);
+    if added.is_empty() {
+        return;
+    }
+    let mut state = shared.state.lock().unwrap();
+    let pending: Vec<ProbeId> = state
+        .probes
+        .iter()
+        .filter(|(_, p)| {
+            p.pending.as_deref().is_some_and(|name| added.iter().any(|m| module_matches(&m.path.to_string_lossy(), name)))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    for id in pending {
+        let mut entry = state.probes.remove(&id).unwrap();
+        let result = match resolve(shared, &mut state, &entry.spec) {
+            Ok(Resolution::Sites(sites)) => lower(shared, &mut state, id, &mut entry, sites).map_err(|e| e.to_string()),
+            Ok(Resolution::Pending(_)) => {
+                state.probes.insert(id, entry);
+                continue;
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let module = entry.pending.take().unwrap_or_default();
+        match result {
+            Ok(req) => {
+                let n = req.sites.len();
+                state.probes.insert(id, entry);
+                match shared.engine.plant(req) {
+                    Ok(_) => {
+                        let _ = out.send(Event::ProbePlanted { probe: id, sites: n, module });
+                    }
+                    Err(e) => {
+                        let _ = out.send(Event::Warning(format!("probe {id}: planting in {module} failed: {e}")));
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = out.send(Event::Warning(format!("probe {id} ({}): {module} loaded, but: {e}", entry.text)));
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Dropped without detach (an error path, a panic unwinding through the caller): still
+        // put every byte back and let the target go.
+        if self.shared.engine.is_attached() {
+            let _ = self.shared.engine.detach();
+        }
+        if let Some(r) = self.router.take() {
+            let _ = r.join();
+        }
+    }
+}
