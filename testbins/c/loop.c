@@ -1,0 +1,185 @@
+/*
+ * loop.c - the workhorse testbin: one thread calling process_order() in a loop.
+ *
+ * Used by the integration tests for: attach/detach, planting a log point at a
+ * source line (// @probe process_order_body), reading struct / enum / double /
+ * string / pointer arguments and globals, measuring how long the target is
+ * stopped (--heartbeat), PIE vs non-PIE, split debug info (loop-split), and
+ * binaries without debug info (loop-nodebug, loop-stripped).
+ *
+ * Values at the probe line, for call number seq = 0, 1, 2, ...:
+ *   o->id    = seq                     o->qty  = seq % 7 + 1
+ *   o->price = 1.5 + 0.25 * seq        o->st   = (enum status)(seq % 3)
+ *   o->note  = notes[seq % 2]          name    = names[seq % 3]
+ *   *counter = global_counter = seq    global_name = name
+ *
+ * Options:
+ *   --iterations N     number of calls, 0 = forever (default 0)
+ *   --interval-us U    sleep between iterations in microseconds (default 1000)
+ *   --record FILE      append "call seq=<n> id=<id> qty=<qty> name=<name>" per call
+ *   --heartbeat FILE   append "stall at_ns=<t> gap_us=<g>" whenever the gap
+ *                      between two consecutive iteration starts exceeds
+ *                      interval + 300 us (t = CLOCK_MONOTONIC ns at the end of
+ *                      the gap)
+ *   --wait-stdin       after "ready pid=<pid>", block until one byte (or EOF)
+ *                      arrives on stdin before the first iteration
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum status { NEW, PAID, SHIPPED };
+
+struct order {
+	int id;
+	int qty;
+	double price;
+	enum status st;
+	const char *note;
+};
+
+/* Globals the tests read through the tracer. */
+int global_counter;
+const char *global_name = "none";
+/* Bumped on the probe line: a side effect -O2 cannot remove. */
+volatile int process_order_hits;
+
+static int record_fd = -1;
+static int heartbeat_fd = -1;
+
+#ifdef SCRY_WRONG_BUILD
+/* Only in the deliberately different build whose debug info tests/build.rs
+ * plants under debug-wrong/: shifts every address that follows. */
+__attribute__((noinline, used)) int wrong_build_padding(int x)
+{
+	return x * 7 + 3;
+}
+#endif
+
+/* Append one whole line to fd with a single write(). */
+__attribute__((noinline, format(printf, 2, 3)))
+static void append_line(int fd, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	if (fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof buf - 2)
+		n = (int)sizeof buf - 2;
+	buf[n++] = '\n';
+	if (write(fd, buf, (size_t)n) != n)
+		_exit(3);
+}
+
+static int open_append(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		perror(path);
+		exit(2);
+	}
+	return fd;
+}
+
+static void wait_stdin(void)
+{
+	char c;
+	while (read(0, &c, 1) < 0)
+		;
+}
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_us(long us)
+{
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+	if (us > 0)
+		nanosleep(&ts, NULL);
+}
+
+__attribute__((noinline, noclone))
+int process_order(struct order *o, const char *name, int *counter)
+{
+	int seq = *counter;
+	double total = o->qty * o->price;
+
+	process_order_hits++; append_line(record_fd, "call seq=%d id=%d qty=%d name=%s", seq, o->id, o->qty, name); // @probe process_order_body
+	*counter = seq + 1;
+	return (int)total + (int)o->st;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: loop [--iterations N] [--interval-us U] [--record FILE] "
+			"[--heartbeat FILE] [--wait-stdin]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *names[] = { "alice", "bob", "carol" };
+	static const char *notes[] = { "rush", "gift wrap" };
+	long iterations = 0, interval_us = 1000;
+	int wait = 0;
+	volatile long sink = 0;
+	long long prev = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
+			iterations = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--interval-us") && i + 1 < argc)
+			interval_us = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--record") && i + 1 < argc)
+			record_fd = open_append(argv[++i]);
+		else if (!strcmp(argv[i], "--heartbeat") && i + 1 < argc)
+			heartbeat_fd = open_append(argv[++i]);
+		else if (!strcmp(argv[i], "--wait-stdin"))
+			wait = 1;
+		else
+			usage();
+	}
+
+	printf("ready pid=%d\n", (int)getpid());
+	fflush(stdout);
+	if (wait)
+		wait_stdin();
+
+	for (long seq = 0; iterations == 0 || seq < iterations; seq++) {
+		long long now = now_ns();
+		struct order o;
+
+		if (prev != 0 && heartbeat_fd >= 0) {
+			long long gap_us = (now - prev) / 1000;
+			if (gap_us > interval_us + 300)
+				append_line(heartbeat_fd, "stall at_ns=%lld gap_us=%lld", now, gap_us);
+		}
+		prev = now;
+
+		o.id = (int)seq;
+		o.qty = (int)(seq % 7) + 1;
+		o.price = 1.5 + 0.25 * (double)seq;
+		o.st = (enum status)(seq % 3);
+		o.note = notes[seq % 2];
+		global_name = names[seq % 3];
+		sink += process_order(&o, global_name, &global_counter);
+		sleep_us(interval_us);
+	}
+	return 0;
+}

@@ -1,0 +1,146 @@
+//! Running the real `scry` binary from tests: start it, watch its stderr for progress, collect
+//! its stdout (hits), wait for it to end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `scry` process.
+pub struct Scry {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    status: Option<ExitStatus>,
+}
+
+fn drain(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+}
+
+impl Scry {
+    /// Starts `scry ARGS...`.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Scry {
+        let mut child = Command::new(crate::scry_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start scry");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        drain(child.stdout.take().unwrap(), stdout.clone());
+        drain(child.stderr.take().unwrap(), stderr.clone());
+        Scry { child, stdout, stderr, status: None }
+    }
+
+    /// scry's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Lines printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Lines printed on stderr so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// stdout lines parsed as JSON (panics on a line that is not JSON).
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("scry printed a non-JSON line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Waits until a stderr line contains `needle`; panics (showing stderr) after `timeout`
+    /// or if scry exits first.
+    pub fn wait_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.stderr().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.status = Some(st);
+                std::thread::sleep(Duration::from_millis(50));
+                if let Some(l) = self.stderr().into_iter().find(|l| l.contains(needle)) {
+                    return l;
+                }
+                panic!("scry exited ({st}) before printing {needle:?}; stderr:\n{}", self.stderr().join("\n"));
+            }
+            if Instant::now() > deadline {
+                panic!("scry did not print {needle:?} within {timeout:?}; stderr:\n{}", self.stderr().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until at least `n` stdout lines arrived; panics after `timeout`.
+    pub fn wait_lines(&mut self, n: usize, timeout: Duration) -> Vec<String> {
+        let ok = crate::wait_until(timeout, || self.stdout.lock().unwrap().len() >= n);
+        assert!(ok, "scry printed {} of {n} lines within {timeout:?}; stderr:\n{}", self.stdout().len(), self.stderr().join("\n"));
+        self.stdout()
+    }
+
+    /// Sends a signal to scry.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for scry to exit; panics (showing stderr) after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(st) = self.status {
+            return st;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.status = Some(st);
+                // Let the drain threads catch the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return st;
+            }
+            if Instant::now() > deadline {
+                panic!("scry did not exit within {timeout:?}; stderr:\n{}", self.stderr().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Scry {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // SIGTERM first: scry detaches cleanly on it.
+            self.signal(libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `scry ARGS...` to completion (at most `timeout`): (exit code, stdout, stderr).
+pub fn run_scry<S: AsRef<std::ffi::OsStr>>(args: &[S], timeout: Duration) -> (i32, Vec<String>, Vec<String>) {
+    let mut s = Scry::start(args);
+    let st = s.wait(timeout);
+    (st.code().unwrap_or(-1), s.stdout(), s.stderr())
+}
