@@ -114,7 +114,7 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
     let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut live = locations.len();
     let mut hits = 0u64;
-    let mut ended_by: String;
+    let ended_by: String;
     let stdout = std::io::stdout();
     loop {
         if let Some(sig) = signals::received() {

@@ -39,7 +39,15 @@ impl Drop for Cleanup {
 }
 
 fn marker_line(source: &str, marker: &str) -> Option<usize> {
-    source.lines().position(|l| l.contains(&format!("// @probe {marker}"))).map(|i| i + 1)
+    // The marker ends a line of code; the header comment mentions it too.
+    let tag = format!("// @probe {marker}");
+    source
+        .lines()
+        .position(|l| {
+            let t = l.trim();
+            t.ends_with(&tag) && !t.starts_with("//") && !t.starts_with('*')
+        })
+        .map(|i| i + 1)
 }
 
 pub fn run(args: DemoArgs) -> Result<ExitCode> {

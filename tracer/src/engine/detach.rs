@@ -41,11 +41,10 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
                 report.rewound += 1;
                 finish(e, tid, 0, &mut report);
             }
-            ThreadState::GroupStopped => {
-                // Stopped by a signal from outside: it stays stopped, as it would without us.
-                finish(e, tid, 0, &mut report);
-            }
-            ThreadState::Running => match ptrace::interrupt(tid) {
+            // A thread in a group-stop (SIGSTOP from outside) is left listening, and the kernel
+            // refuses to detach a listening thread: interrupt it too. Detached, it stays
+            // stopped, as it would without us.
+            ThreadState::GroupStopped | ThreadState::Running => match ptrace::interrupt(tid) {
                 Ok(()) => {
                     waiting.insert(tid);
                 }
