@@ -12,45 +12,69 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Test 1: the heartbeat of the target shows no stall over 1 ms from attach + plant.
-/// The heartbeat records every gap over interval + 300 µs with its CLOCK_MONOTONIC time; we
-/// look at gaps that ended inside the window [before scry started, plant done + 1 ms]. The
-/// machine is shared, so an unrelated preemption can cause one bad window: the attach is
-/// repeated up to 3 times and must be clean at least once (a real stall, e.g. stopping all
-/// threads during attach, shows in every attempt).
+/// Test 1: attaching and planting do not stop the application for more than 1 ms.
+///
+/// A sampler reads the target thread's scheduler state from /proc/PID/task/TID/stat in a
+/// tight loop from before scry starts until it has planted. A ptrace stop shows as state `t`.
+/// The longest run of consecutive `t` samples (first to last, so a sampler that is itself
+/// descheduled can only under-estimate) must stay under 1 ms. Wake-up lateness of a loaded
+/// machine does not count: only stops do. The program's own heartbeat (gaps between its
+/// iterations) is printed for information.
 #[test]
 fn attach_and_plant_do_not_stall_the_target() {
     require_ptrace();
     let dir = TempDir::new("attach-stall");
     let hb = dir.join("heartbeat");
     let target = Target::spawn("loop-O0", &["--interval-us", "200", "--heartbeat", hb.to_str().unwrap()]);
+    let stat = format!("/proc/{}/task/{}/stat", target.pid(), target.pid());
     let loc = probe_location("loop.c", "process_order_body");
-    let mut worst = Vec::new();
-    for _attempt in 0..3 {
-        std::thread::sleep(Duration::from_millis(200));
-        let t0 = monotonic_ns();
-        let mut scry = Scry::start(&[
-            "attach", "--pid", &target.pid().to_string(), "--log", &loc, "id={o->id}", "--duration", "0.5",
-        ]);
-        scry.wait_stderr("planted in", Duration::from_secs(20));
-        let t1 = monotonic_ns() + 1_000_000;
-        assert_eq!(scry.wait(Duration::from_secs(20)).code(), Some(0), "{:?}", scry.stderr());
-        assert!(!scry.stdout().is_empty(), "the log point did not fire");
-        let stalls: Vec<u64> = read_records(&hb)
-            .iter()
-            .filter(|l| {
-                let at = kv_i64(l, "at_ns") as u64;
-                at >= t0 && at <= t1
-            })
-            .map(|l| kv_i64(l, "gap_us") as u64)
-            .collect();
-        let max = stalls.iter().copied().max().unwrap_or(0);
-        if max <= 1000 {
-            return;
-        }
-        worst.push(max);
-    }
-    panic!("every attach stalled the target for more than 1 ms (largest gaps in µs per attempt: {worst:?})");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut samples = 0u64;
+            let mut longest_ns = 0u64;
+            let mut run_start: Option<u64> = None;
+            let mut last_t = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(text) = std::fs::read_to_string(&stat) else { break };
+                let now = monotonic_ns();
+                samples += 1;
+                let state = text.rsplit(") ").next().and_then(|r| r.chars().next()).unwrap_or('?');
+                if state == 't' || state == 'T' {
+                    run_start.get_or_insert(now);
+                    last_t = now;
+                } else if let Some(s) = run_start.take() {
+                    longest_ns = longest_ns.max(last_t - s);
+                }
+            }
+            if let Some(s) = run_start {
+                longest_ns = longest_ns.max(last_t - s);
+            }
+            (samples, longest_ns)
+        })
+    };
+    let t0 = monotonic_ns();
+    let mut scry = Scry::start(&["attach", "--pid", &target.pid().to_string(), "--log", &loc, "id={o->id}", "--duration", "0.5"]);
+    scry.wait_stderr("planted in", Duration::from_secs(30));
+    let t1 = monotonic_ns();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (samples, longest_ns) = sampler.join().unwrap();
+    assert_eq!(scry.wait(Duration::from_secs(20)).code(), Some(0), "{:?}", scry.stderr());
+    assert!(!scry.stdout().is_empty(), "the log point did not fire");
+    let heartbeat_max = read_records(&hb)
+        .iter()
+        .filter(|l| (t0..=t1).contains(&(kv_i64(l, "at_ns") as u64)))
+        .map(|l| kv_i64(l, "gap_us"))
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "attach+plant window {} µs: {samples} state samples, longest stop seen {} µs; heartbeat's largest gap {heartbeat_max} µs",
+        (t1 - t0) / 1000,
+        longest_ns / 1000
+    );
+    assert!(samples > 100, "the sampler got too few samples ({samples}) to see a stop");
+    assert!(longest_ns < 1_000_000, "the target was stopped for {} µs during attach+plant", longest_ns / 1000);
 }
 
 /// Runs a finite loop under a log point and checks every hit's values against the

@@ -204,8 +204,9 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
         if let Some(s) = stats {
             let mean = if s.traps > 0 { s.service_ns_total / s.traps } else { 0 };
             note!(
-                "stats: {} traps, mean service {} ns, max {} ns, {} phantom, {} signals passed, {} threads created, {} forks, {} slot pages",
-                s.traps, mean, s.service_ns_max, s.phantom_traps, s.signals_delivered, s.threads_created, s.forks, s.slot_pages
+                "stats: {} traps, mean service {} ns, max {} ns, {} phantom, {} signals passed, {} threads created, {} forks, {} slot pages (mapping took up to {} µs; first hit at a site up to {} µs)",
+                s.traps, mean, s.service_ns_max, s.phantom_traps, s.signals_delivered, s.threads_created, s.forks, s.slot_pages,
+                s.slot_page_ns_max / 1000, s.slot_build_ns_max / 1000
             );
         }
     }

@@ -23,7 +23,9 @@ impl Engine {
             if self.bps.contains_key(&addr) || new_bps.iter().any(|(a, _)| *a == addr) {
                 continue;
             }
-            new_bps.push((addr, self.prepare(addr, site.near.0)?));
+            let bp = self.prepare(addr, site.near.0)?;
+            self.prepare_slot(addr, bp.near, &bp.displaced).map_err(|detail| EngineError::Plant { addr: site.addr, detail })?;
+            new_bps.push((addr, bp));
         }
         let probe = self.probes.entry(req.probe).or_insert_with(|| ProbeRt {
             sites: Vec::new(),
@@ -60,6 +62,7 @@ impl Engine {
             return Ok(());
         }
         let bp = self.prepare(addr, addr)?;
+        self.prepare_slot(addr, addr, &bp.displaced).map_err(|detail| EngineError::Plant { addr: RuntimeAddr(addr), detail })?;
         self.code
             .write(addr, &[INT3])
             .map_err(|e| EngineError::Plant { addr: RuntimeAddr(addr), detail: format!("writing the int3 failed: {e}") })?;
@@ -143,8 +146,9 @@ impl Engine {
         let gone: Vec<u64> = self.bps.keys().copied().filter(|a| start.0 <= *a && *a < end.0).collect();
         for addr in &gone {
             self.bps.remove(addr);
-            self.slot_of.remove(addr);
         }
+        // Slots for code that is gone: never reused (a new library there is different code).
+        self.slot_of.retain(|a, _| !(start.0 <= *a && *a < end.0));
         self.phantoms.retain(|a, _| !(start.0 <= *a && *a < end.0));
     }
 }

@@ -32,6 +32,10 @@ pub struct EngineStats {
     pub slot_pages: u64,
     /// Forked children cleaned and detached.
     pub forks: u64,
+    /// Longest time spent mapping a slot page (injected mmap) on a hit, ns.
+    pub slot_page_ns_max: u64,
+    /// Longest time spent building and writing one slot on a hit, ns.
+    pub slot_build_ns_max: u64,
 }
 
 /// A thread of the target (or of a vfork child sharing its memory).

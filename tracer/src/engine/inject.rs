@@ -15,47 +15,41 @@ use crate::ptrace::mem::{self, PAGE};
 use crate::ptrace::{self, Stop, Tid};
 
 const SYS_MMAP: u64 = 9;
+const SYS_MUNMAP: u64 = 11;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
-/// Maps one PROT_READ|PROT_EXEC anonymous page within reach of `near`.
-pub(crate) fn map_page_near(e: &mut Engine, tid: Tid, regs: &libc::user_regs_struct, near: u64) -> Result<u64, String> {
+/// Maps one PROT_READ|PROT_EXEC anonymous page at exactly `addr` (chosen at plant time).
+pub(crate) fn map_page_at(e: &mut Engine, tid: Tid, regs: &libc::user_regs_struct, addr: u64) -> Result<(), String> {
     let status = procfs::read_status(e.pid).map_err(|err| format!("cannot read the target's status: {err}"))?;
     if status.seccomp != 0 {
         return Err("the target runs under a seccomp filter, so scry will not inject the mmap its out-of-line \
-                    slots need (the filter could kill it); probes on instructions that need a slot are refused"
+                    slots need (the filter could kill it or signal it); this probe cannot be served"
             .into());
     }
-    let maps = procfs::read_maps(e.pid).map_err(|err| format!("cannot read the target's maps: {err}"))?;
-    let gadget = match e.slots.gadget {
-        Some(g) => g,
-        None => {
-            let g = find_syscall_gadget(e.pid, &maps).ok_or("found no syscall instruction in the target to borrow")?;
-            e.slots.gadget = Some(g);
-            g
-        }
-    };
-    let mut last_err = String::from("no free address range within ±2 GiB of the code");
-    for hint in candidate_pages(&maps, near).into_iter().take(4) {
-        let args = [hint, PAGE, (libc::PROT_READ | libc::PROT_EXEC) as u64, (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE, u64::MAX, 0];
-        match syscall(e, tid, regs, gadget, SYS_MMAP, args)? {
-            r if r == hint as i64 => return Ok(hint),
-            r if r < 0 && r > -4096 => last_err = format!("mmap in the target failed: {}", nix::errno::Errno::from_raw(-r as i32)),
-            r => {
-                // An old kernel ignoring MAP_FIXED_NOREPLACE: keep it if still within reach.
-                let r = r as u64;
-                if r.abs_diff(near) < super::slots::MAX_DISTANCE {
-                    return Ok(r);
-                }
-                last_err = format!("mmap returned {r:#x}, out of reach");
-            }
+    let gadget = e.slots.gadget.ok_or("found no syscall instruction in the target to borrow")?;
+    let args = [
+        addr,
+        PAGE,
+        (libc::PROT_READ | libc::PROT_EXEC) as u64,
+        (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE,
+        u64::MAX,
+        0,
+    ];
+    match syscall(e, tid, regs, gadget, SYS_MMAP, args)? {
+        r if r == addr as i64 => Ok(()),
+        r if r < 0 && r > -4096 => Err(format!("mmap in the target failed: {}", nix::errno::Errno::from_raw(-r as i32))),
+        r => {
+            // An old kernel that ignores MAP_FIXED_NOREPLACE placed it elsewhere: the code was
+            // encoded for `addr`, so give the page back.
+            let _ = syscall(e, tid, regs, gadget, SYS_MUNMAP, [r as u64, PAGE, 0, 0, 0, 0]);
+            Err(format!("mmap placed the slot page at {r:#x}, not at {addr:#x} (kernel older than 4.17?)"))
         }
     }
-    Err(last_err)
 }
 
 /// Free pages near `near`, closest first, preferring addresses below it (above a module lies
 /// its heap, which must stay free to grow).
-fn candidate_pages(maps: &[Mapping], near: u64) -> Vec<u64> {
+pub(crate) fn candidate_pages(maps: &[Mapping], near: u64) -> Vec<u64> {
     let mut sorted: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.end)).collect();
     sorted.sort();
     let mut out = Vec::new();
@@ -78,7 +72,8 @@ fn candidate_pages(maps: &[Mapping], near: u64) -> Vec<u64> {
 }
 
 /// Finds the bytes `0f 05` (syscall) in the vDSO or another executable mapping.
-fn find_syscall_gadget(pid: i32, maps: &[Mapping]) -> Option<u64> {
+pub(crate) fn find_syscall_gadget(pid: i32) -> Option<u64> {
+    let maps = procfs::read_maps(pid).ok()?;
     let mut order: Vec<&Mapping> = maps.iter().filter(|m| m.exec && m.read).collect();
     order.sort_by_key(|m| if m.path == "[vdso]" { 0 } else if m.path.contains("libc") { 1 } else { 2 });
     for m in order {
