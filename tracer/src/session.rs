@@ -426,6 +426,11 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
     let mut sites = Vec::new();
     let mut first_error: Option<SymbolError> = None;
     for (idx, module) in &candidates {
+        // Without a module prefix, the main executable answers first: when it has the
+        // location, the libraries (libc and friends) are not searched at all.
+        if loc.module().is_none() && !module.is_main && !sites.is_empty() {
+            break;
+        }
         let symbols = match symbols_locked(shared, state, module) {
             Ok(s) => s,
             Err(e) => {
