@@ -424,18 +424,22 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
         None => state.modules.iter().enumerate().map(|(i, m)| (i, m.clone())).collect(),
     };
     let mut sites = Vec::new();
-    let mut first_error: Option<SymbolError> = None;
+    // The main executable's error is the one to show, unless it only says "not here" and a
+    // library has the file but not the line.
+    let mut main_error: Option<SymbolError> = None;
+    let mut lib_error: Option<SymbolError> = None;
     for (idx, module) in &candidates {
         // Without a module prefix, the main executable answers first: when it has the
         // location, the libraries (libc and friends) are not searched at all.
         if loc.module().is_none() && !module.is_main && !sites.is_empty() {
             break;
         }
+        let slot = if module.is_main || loc.module().is_some() { &mut main_error } else { &mut lib_error };
         let symbols = match symbols_locked(shared, state, module) {
             Ok(s) => s,
             Err(e) => {
                 if module.is_main || loc.module().is_some() {
-                    first_error.get_or_insert(e);
+                    slot.get_or_insert(e);
                 }
                 continue;
             }
@@ -451,19 +455,28 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
         };
         match result {
             Ok(found) => sites.extend(found.into_iter().map(|s| (*idx, s))),
-            // A file found but the line has no code beats "unknown file" elsewhere.
-            Err(e @ SymbolError::NoCodeAtLine { .. }) => first_error = Some(e),
             Err(e) => {
-                if module.is_main || loc.module().is_some() || first_error.is_none() {
-                    if !matches!(first_error, Some(SymbolError::NoCodeAtLine { .. })) && (module.is_main || first_error.is_none()) {
-                        first_error = Some(e);
-                    }
+                let keep = match (&slot, &e) {
+                    (None, _) => true,
+                    (Some(SymbolError::UnknownFile { .. }), SymbolError::NoCodeAtLine { .. }) => true,
+                    _ => false,
+                };
+                if keep {
+                    *slot = Some(e);
                 }
             }
         }
     }
     if sites.is_empty() {
-        return Err(match first_error {
+        let not_here = |e: &Option<SymbolError>| {
+            matches!(e, None | Some(SymbolError::UnknownFile { .. }) | Some(SymbolError::UnknownFunction { .. }))
+        };
+        let chosen = if not_here(&main_error) && matches!(lib_error, Some(SymbolError::NoCodeAtLine { .. })) {
+            lib_error
+        } else {
+            main_error.or(lib_error)
+        };
+        return Err(match chosen {
             Some(e) => e.into(),
             None => SymbolError::UnknownFunction { name: loc.to_string(), binary: PathBuf::from("any loaded module"), hint: String::new() }.into(),
         });
