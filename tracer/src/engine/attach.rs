@@ -75,6 +75,11 @@ fn attach(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(E
                 }
                 // Gone between the listing and the seize: fine.
                 Err(Errno::ESRCH) => vanished += 1,
+                // Already ours: created by a thread we had seized, so TRACECLONE attached it.
+                Err(Errno::EPERM) if tid != pid && traced_by_us(tid) => {
+                    new += 1;
+                    engine.threads.insert(tid, Thread { pid, state: ThreadState::Running, pending_sig: 0 });
+                }
                 Err(Errno::EPERM) if tid != pid && thread_is_exiting(tid) => vanished += 1,
                 Err(e) if tid == pid || engine.threads.is_empty() => return Err(EngineError::Attach(explain_denied(pid, e))),
                 Err(e) => {
@@ -97,6 +102,11 @@ fn attach(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(E
         stopped: Duration::ZERO,
     };
     Ok((engine, info))
+}
+
+fn traced_by_us(tid: i32) -> bool {
+    let me = ptrace::gettid();
+    procfs::read_status(tid).is_ok_and(|s| s.tracer_pid == me || s.tracer_pid == std::process::id() as i32)
 }
 
 fn thread_is_exiting(tid: i32) -> bool {

@@ -69,6 +69,8 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
         }
     }
 
+    // Threads that stopped during this detach (and were let go, or will be).
+    let mut done: HashSet<Tid> = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(3);
     while !waiting.is_empty() && Instant::now() < deadline {
         let stop = match ptrace::wait_any(false) {
@@ -80,6 +82,9 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
             Err(_) => break,
         };
         let tid = stop.tid();
+        if !matches!(stop, Stop::Exited { .. } | Stop::Killed { .. }) {
+            done.insert(tid);
+        }
         match stop {
             Stop::Exited { .. } | Stop::Killed { .. } => {
                 waiting.remove(&tid);
@@ -89,9 +94,12 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
             Stop::Event { event, .. }
                 if matches!(event, libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK) =>
             {
-                // A thread or child born during detach: it will report a first stop; take it.
+                // A thread or child born during detach: it will report a first stop; take it
+                // (unless that first stop came before this event and it is already let go).
                 if let Ok(new) = ptrace::event_msg(tid) {
-                    waiting.insert(new as Tid);
+                    if !done.contains(&(new as Tid)) {
+                        waiting.insert(new as Tid);
+                    }
                 }
                 settle(e, tid, 0, &mut waiting, &mut report);
             }
@@ -118,7 +126,8 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
         }
     }
     for tid in waiting {
-        report.problems.push(format!("thread {tid} did not stop within 3 s; the kernel detaches it when scry exits"));
+        let state = crate::procfs::read_status(tid).map(|s| format!("state {}, tracer {}", s.state, s.tracer_pid)).unwrap_or_else(|_| "gone".into());
+        report.problems.push(format!("thread {tid} did not stop within 3 s ({state}); the kernel detaches it when scry exits"));
     }
     e.threads.clear();
     e.children.clear();
