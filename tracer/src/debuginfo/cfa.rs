@@ -83,8 +83,14 @@ impl FrameTables {
         }
     }
 
-    /// The raw CFA rule at `pc`: .eh_frame first, .debug_frame as a fallback.
+    /// The raw CFA rule at `pc`.
     fn rule_at(&self, pc: u64) -> Result<CfaRule<usize>, String> {
+        self.with_row(pc, |row| row.cfa().clone()).ok_or_else(|| format!("no call frame information covers {pc:#x}"))
+    }
+
+    /// Applies `f` to the unwind row covering `pc`: .eh_frame first, .debug_frame as a
+    /// fallback. None if no CFI covers `pc`.
+    fn with_row<T>(&self, pc: u64, f: impl Fn(&gimli::UnwindTableRow<usize>) -> T) -> Option<T> {
         let mut ctx = Box::new(gimli::UnwindContext::new());
         if let Some((section, bases, hdr)) = &self.eh_frame {
             let row = match hdr.as_ref().and_then(|h| h.table()) {
@@ -92,14 +98,38 @@ impl FrameTables {
                 None => section.unwind_info_for_address(bases, &mut ctx, pc, gimli::EhFrame::cie_from_offset),
             };
             if let Ok(row) = row {
-                return Ok(row.cfa().clone());
+                return Some(f(row));
             }
         }
         if let Some((section, bases)) = &self.debug_frame
             && let Ok(row) = section.unwind_info_for_address(bases, &mut ctx, pc, gimli::DebugFrame::cie_from_offset)
         {
-            return Ok(row.cfa().clone());
+            return Some(f(row));
         }
-        Err(format!("no call frame information covers {pc:#x}"))
+        None
+    }
+
+    /// Whether the function entered at `entry` starts by setting up a frame pointer
+    /// (`push %rbp; mov %rsp,%rbp`, after an optional 4-byte `endbr64`), read from its CFI:
+    /// after 1 byte the CFA is `rsp+16` with rbp saved at CFA-16, after 3 more it is `rbp+16`.
+    /// This is what gdb's amd64 prologue analyzer looks for.
+    ///
+    /// Returns None without CFI at `entry`, `Some(None)` for a frameless function, and
+    /// `Some(Some(pc))` with the address after the `mov`.
+    pub fn frame_setup_end(&self, entry: u64) -> Option<Option<u64>> {
+        self.with_row(entry, |_| ())?;
+        let rsp = gimli::Register(Reg::Rsp as u16);
+        let rbp = gimli::Register(Reg::Rbp as u16);
+        for skip in [0u64, 4] {
+            let pushed = self.with_row(entry + skip + 1, |row| {
+                *row.cfa() == CfaRule::RegisterAndOffset { register: rsp, offset: 16 }
+                    && row.register(rbp) == Some(gimli::RegisterRule::Offset(-16))
+            });
+            let framed = self.with_row(entry + skip + 4, |row| *row.cfa() == CfaRule::RegisterAndOffset { register: rbp, offset: 16 });
+            if pushed == Some(true) && framed == Some(true) {
+                return Some(Some(entry + skip + 4));
+            }
+        }
+        Some(None)
     }
 }

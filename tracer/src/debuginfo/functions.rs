@@ -4,6 +4,7 @@
 //! of every inlined copy. Without DWARF (or when DWARF does not know the name): the ELF
 //! symbol's address.
 
+use super::cfa::FrameTables;
 use super::dwarf::{DieId, DwarfData};
 use super::scope::ScopeKind;
 use super::symtab::SymbolTable;
@@ -56,21 +57,45 @@ impl FunctionIndex {
     }
 }
 
-/// Where a probe on function scope `sp` of unit `ui` plants, computed like gdb:
+/// Where a probe on function scope `sp` of unit `ui` plants, computed like gdb (13, for gcc
+/// output on x86-64):
 ///
 /// - in a unit with location lists (optimized code), the entry itself: gdb trusts the
 ///   locations there and does not skip prologues;
-/// - otherwise the address of the function's second line: the first `is_stmt` row after the
-///   entry, inside the function, whose line differs from the entry row's line (at -O0 gcc puts
-///   the whole prologue on the opening line). A one-line function has no such row; then the
-///   second row of the same line (the first statement after the prologue); else the entry.
-pub(crate) fn post_prologue(d: &DwarfData, ui: usize, sp: usize) -> Result<u64, SymbolError> {
+/// - a frameless function (no `push %rbp; mov %rsp,%rbp` at the entry, per its CFI): the
+///   entry. Optimized code without location lists lands here; its "second line" may well be
+///   inside a loop or behind an early return;
+/// - with a frame pointer: the first line-table boundary at or after the `mov` (at -O0 that is
+///   the function's second line; gcc puts the whole prologue on the opening line);
+/// - without CFI: the second line by the line table alone (`second_line`).
+pub(crate) fn post_prologue(d: &DwarfData, frames: &FrameTables, ui: usize, sp: usize) -> Result<u64, SymbolError> {
     let tree = d.scopes(ui)?;
     let s = &tree.scopes[sp];
     let Some(entry) = s.entry() else { return Err(d.error("function without code")) };
     if tree.has_loclists {
         return Ok(entry);
     }
+    match frames.frame_setup_end(entry) {
+        Some(None) => Ok(entry),
+        Some(Some(after)) => {
+            let lines = d.lines(ui)?;
+            let Some(i) = lines.seqs.partition_point(|q| q.start <= after).checked_sub(1) else { return Ok(after) };
+            let seq = &lines.seqs[i];
+            // gdb: if the analyzed pc is mid-line, move to where the next line-table entry
+            // starts, if that is still inside the function.
+            let next = seq.rows.iter().filter(|r| r.visible).map(|r| r.addr).find(|&a| a >= after).unwrap_or(seq.end);
+            Ok(if next == after || s.contains(next) { next } else { after })
+        }
+        None => second_line(d, ui, sp, entry),
+    }
+}
+
+/// The address of the function's second line by the line table alone: the first `is_stmt`
+/// row after the entry, inside the function, whose line differs from the entry row's line. A
+/// one-line function has no such row; then the second row of the same line (the first
+/// statement after the prologue); else the entry.
+fn second_line(d: &DwarfData, ui: usize, sp: usize, entry: u64) -> Result<u64, SymbolError> {
+    let s = &d.scopes(ui)?.scopes[sp];
     let lines = d.lines(ui)?;
     let Some(i) = lines.seqs.partition_point(|q| q.start <= entry).checked_sub(1) else { return Ok(entry) };
     let seq = &lines.seqs[i];
@@ -105,6 +130,7 @@ pub(crate) fn post_prologue(d: &DwarfData, ui: usize, sp: usize) -> Result<u64, 
 /// else the ELF symbol.
 pub(crate) fn resolve_function(
     dwarf: Option<&DwarfData>,
+    frames: &FrameTables,
     symbols: &SymbolTable,
     binary: &Path,
     name: &str,
@@ -120,7 +146,7 @@ pub(crate) fn resolve_function(
                     Some(a) => (a, true),
                     None => continue,
                 },
-                _ => (post_prologue(d, ui, si)?, false),
+                _ => (post_prologue(d, frames, ui, si)?, false),
             };
             let (file, line) = match d.lines(ui)?.row_at(addr) {
                 Some(row) => (d.files(ui).get(row.file as usize).cloned().unwrap_or_default(), row.line),

@@ -5,6 +5,7 @@
 //! execution of the line gives one hit. A line that starts a function (its opening line)
 //! moves past the prologue exactly as a function probe does.
 
+use super::cfa::FrameTables;
 use super::dwarf::DwarfData;
 use super::functions::post_prologue;
 use super::{Site, SymbolError};
@@ -272,7 +273,13 @@ pub(crate) fn path_matches(full: &str, query: &str) -> bool {
 }
 
 /// Every address that starts `file:line`, one per block, sorted.
-pub(crate) fn resolve_line(d: &DwarfData, binary: &Path, file: &str, line: u32) -> Result<Vec<Site>, SymbolError> {
+pub(crate) fn resolve_line(
+    d: &DwarfData,
+    frames: &FrameTables,
+    binary: &Path,
+    file: &str,
+    line: u32,
+) -> Result<Vec<Site>, SymbolError> {
     let mut any_file = false;
     // (unit, address, file index) of every is_stmt row of the line.
     let mut candidates: Vec<(usize, u64, u32)> = Vec::new();
@@ -346,7 +353,7 @@ pub(crate) fn resolve_line(d: &DwarfData, binary: &Path, file: &str, line: u32) 
         if let Some(sp) = tree.subprogram_at(addr)
             && let Some(entry) = tree.scopes[sp].entry()
         {
-            let after = post_prologue(d, ui, sp)?;
+            let after = post_prologue(d, frames, ui, sp)?;
             if entry <= addr && addr < after {
                 addr = after;
                 if let Some(row) = d.lines(ui)?.row_at(addr) {

@@ -209,13 +209,13 @@ impl ModuleSymbols {
     /// Every address that starts `file:line` (one per function instance / block).
     pub fn resolve_line(&self, file: &str, line: u32) -> Result<Vec<Site>, SymbolError> {
         match &self.dwarf {
-            Some(d) => lines::resolve_line(d, &self.path, file, line),
+            Some(d) => lines::resolve_line(d, &self.frames, &self.path, file, line),
             None => Err(self.no_debug_info("a line probe (file.c:LINE)")),
         }
     }
     /// Every entry of function `name` (after the prologue; inlined copies too).
     pub fn resolve_function(&self, name: &str) -> Result<Vec<Site>, SymbolError> {
-        functions::resolve_function(self.dwarf.as_ref(), &self.symbols, &self.path, name)
+        functions::resolve_function(self.dwarf.as_ref(), &self.frames, &self.symbols, &self.path, name)
     }
     /// Function, file and line of `pc` (the innermost inlined function).
     pub fn describe(&self, pc: FileAddr) -> SourceLoc {
