@@ -152,7 +152,7 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                 let loc = locations.get(&probe).cloned().unwrap_or_default();
                 match end {
                     ProbeEnd::Exhausted { hits } => note!("probe {probe} at {loc}: max hits reached ({hits}); unplanted"),
-                    ProbeEnd::ImageGone => note!("probe {probe} at {loc}: its code was unloaded; unplanted"),
+                    ProbeEnd::ImageGone => note!("probe {probe} at {loc}: its code is gone (exec or dlclose); unplanted"),
                     ProbeEnd::Failed(why) => note!("probe {probe} at {loc} failed and was unplanted: {why}"),
                 }
                 live = live.saturating_sub(1);

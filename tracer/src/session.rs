@@ -431,7 +431,9 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
     for (idx, module) in &candidates {
         // Without a module prefix, the main executable answers first: when it has the
         // location, the libraries (libc and friends) are not searched at all.
-        if loc.module().is_none() && !module.is_main && !sites.is_empty() {
+        // Then each library in load order, and the first that has it answers (the order the
+        // dynamic linker resolves symbols in): libc's DWARF is not indexed for `shared_fn`.
+        if loc.module().is_none() && !sites.is_empty() {
             break;
         }
         let slot = if module.is_main || loc.module().is_some() { &mut main_error } else { &mut lib_error };

@@ -8,7 +8,8 @@ use crate::ptrace::mem::CodeWriter;
 use crate::ptrace::{self, Stop};
 use nix::errno::Errno;
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -161,23 +162,24 @@ pub(crate) fn explain_denied(pid: i32, err: Errno) -> String {
 /// the session has planted its probes.
 fn spawn(program: &std::path::Path, args: &[String], exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(Engine, AttachInfo), EngineError> {
     let started = Instant::now();
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args);
-    // SAFETY: raise() is async-signal-safe; the child stops itself before exec so we can seize it.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::raise(libc::SIGSTOP);
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| EngineError::Attach(format!("cannot start {}: {e}", program.display())))?;
-    let pid = child.id() as i32;
+    let pid = fork_stopped(program, args)?;
     let err = |what: &str, e: Errno| EngineError::Attach(format!("starting {} under scry: {what}: {e}", program.display()));
     // Wait for the self-inflicted SIGSTOP.
     let mut status = 0;
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED | libc::__WALL) } != pid || !libc::WIFSTOPPED(status) {
-        return Err(EngineError::Attach(format!("{} did not start", program.display())));
+    let waited = loop {
+        // SAFETY: valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED | libc::__WALL) };
+        if r == -1 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        break r;
+    };
+    if waited != pid || !libc::WIFSTOPPED(status) {
+        return Err(EngineError::Attach(format!(
+            "{} did not stop before exec as expected (waitpid returned {waited}, status {status:#x}, {})",
+            program.display(),
+            Errno::last()
+        )));
     }
     ptrace::seize(pid).map_err(|e| err("PTRACE_SEIZE", e))?;
     // SAFETY: plain kill(2).
@@ -209,7 +211,6 @@ fn spawn(program: &std::path::Path, args: &[String], exec_policy: ExecPolicy, ev
     let entry = read_auxv_entry(pid).ok_or_else(|| EngineError::Attach("cannot find the program's entry point (AT_ENTRY)".into()))?;
     engine.plant_internal(entry, BpUser::Entry)?;
     let _ = ptrace::cont(pid, 0);
-    std::mem::forget(child); // the engine reaps it (it is this thread's child)
     let info = AttachInfo { pid, threads: 1, vanished: 0, elapsed: started.elapsed(), stopped: Duration::ZERO };
     Ok((engine, info))
 }
@@ -222,4 +223,55 @@ pub(crate) fn read_auxv_entry(pid: i32) -> Option<u64> {
         let v = u64::from_le_bytes(kv[8..].try_into().unwrap());
         (k == libc::AT_ENTRY).then_some(v)
     })
+}
+
+/// Forks a child that stops itself (SIGSTOP) and then execs `program`. std's `Command` cannot
+/// be used: it waits for the exec before returning, and the child stops before it.
+fn fork_stopped(program: &std::path::Path, args: &[String]) -> Result<i32, EngineError> {
+    let bad = |what: String| EngineError::Attach(format!("cannot start {}: {what}", program.display()));
+    // Resolve the program like a shell would, before forking.
+    let path = if program.as_os_str().as_bytes().contains(&b'/') {
+        program.to_path_buf()
+    } else {
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
+            .ok_or_else(|| bad("not found in PATH".into()))?
+    };
+    if !path.is_file() {
+        return Err(bad("no such file".into()));
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| bad("the path contains a NUL byte".into()))?;
+    let mut c_args = vec![CString::new(program.as_os_str().as_bytes()).map_err(|_| bad("NUL in argument".into()))?];
+    for a in args {
+        c_args.push(CString::new(a.as_bytes()).map_err(|_| bad("an argument contains a NUL byte".into()))?);
+    }
+    let c_env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: after fork the child only calls async-signal-safe functions (sigprocmask, raise,
+    // execve, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(bad(format!("fork failed: {}", Errno::last()))),
+        0 => unsafe {
+            // The child: an empty signal mask, as a shell would give it (the parent's threads
+            // may block signals), stop for the tracer, then become the program.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            libc::raise(libc::SIGSTOP);
+            libc::execve(c_path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127)
+        },
+        pid => Ok(pid),
+    }
 }

@@ -449,10 +449,6 @@ impl Engine {
         self.slots = super::slots::Slots::default();
         self.r_debug = None;
         let ended: Vec<ProbeId> = self.probes.iter().filter(|(_, p)| p.active).map(|(id, _)| *id).collect();
-        for id in ended {
-            self.probes.remove(&id);
-            let _ = self.events.send(Event::ProbeEnded { probe: id, end: ProbeEnd::ImageGone });
-        }
         if let Ok(w) = CodeWriter::open(pid) {
             self.code = w;
         }
@@ -464,6 +460,10 @@ impl Engine {
             self.resume(pid, 0);
         }
         let _ = self.events.send(Event::Exec { pid, detached });
+        for id in ended {
+            self.probes.remove(&id);
+            let _ = self.events.send(Event::ProbeEnded { probe: id, end: ProbeEnd::ImageGone });
+        }
     }
 
     /// Resumes a thread held at a breakpoint (after a ModulesChanged event).
