@@ -55,10 +55,12 @@ impl Scry {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// stdout lines parsed as JSON (panics on a line that is not JSON).
+    /// stdout lines parsed as JSON (panics on a `{` line that is not JSON). Lines not
+    /// starting with `{` are skipped: a program started under scry shares its stdout.
     pub fn json(&self) -> Vec<serde_json::Value> {
         self.stdout()
             .iter()
+            .filter(|l| l.starts_with('{'))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("scry printed a non-JSON line {l:?}: {e}")))
             .collect()
     }
