@@ -34,18 +34,38 @@ fn detach_by_duration_restores_everything() {
 }
 
 #[test]
-fn detach_on_sigterm_to_scry_restores_everything() {
+fn detach_on_sigterm_sigint_sighup_to_scry_restores_everything() {
     require_ptrace();
-    let dir = TempDir::new("detach-sigterm");
-    let rec = dir.join("records");
-    let target = Target::spawn("loop-O2", &["--interval-us", "100", "--record", rec.to_str().unwrap()]);
-    let loc = probe_location("loop.c", "process_order_body");
-    let mut scry = Scry::start(&["attach", "--pid", &target.pid().to_string(), "--log", &loc, "id={o->id}"]);
-    scry.wait_lines(20, Duration::from_secs(20));
-    scry.signal(libc::SIGTERM);
-    assert_eq!(scry.wait(Duration::from_secs(10)).code(), Some(0), "{:?}", scry.stderr());
-    assert!(scry.stderr().join("\n").contains("SIGTERM received"), "{:?}", scry.stderr());
-    assert_untouched_and_running(&target, "loop-O2", &rec);
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT"), (libc::SIGHUP, "SIGHUP")] {
+        let dir = TempDir::new("detach-signal");
+        let rec = dir.join("records");
+        let target = Target::spawn("loop-O2", &["--interval-us", "100", "--record", rec.to_str().unwrap()]);
+        let loc = probe_location("loop.c", "process_order_body");
+        let mut scry = Scry::start(&["attach", "--pid", &target.pid().to_string(), "--log", &loc, "id={o->id}"]);
+        scry.wait_lines(20, Duration::from_secs(20));
+        scry.signal(sig);
+        assert_eq!(scry.wait(Duration::from_secs(10)).code(), Some(0), "{:?}", scry.stderr());
+        assert!(scry.stderr().join("\n").contains(&format!("{name} received")), "{:?}", scry.stderr());
+        assert_untouched_and_running(&target, "loop-O2", &rec);
+    }
+}
+
+/// A bug in scry (an injected panic, on the engine's hit path or in the command's main loop)
+/// still leaves the target as if scry had never been there.
+#[test]
+fn a_panic_in_scry_still_detaches_cleanly() {
+    require_ptrace();
+    for fault in ["engine-panic-at-trap:5", "cli-panic-at-hit:5"] {
+        let dir = TempDir::new("detach-panic");
+        let rec = dir.join("records");
+        let target = Target::spawn("threads-O0", &["--workers", "8", "--runs", "1000000", "--calls", "50", "--record", rec.to_str().unwrap()]);
+        let loc = probe_location("threads.c", "work_body");
+        let mut scry = Scry::start_with_env(&["attach", "--pid", &target.pid().to_string(), "--log", &loc, "w={worker}"], &[("SCRY_FAULT", fault)]);
+        let status = scry.wait(Duration::from_secs(20));
+        assert_ne!(status.code(), Some(0), "{fault}: the injected fault did not happen: {:?}", scry.stderr());
+        assert!(scry.stderr().join("\n").contains("SCRY_FAULT"), "{fault}: {:?}", scry.stderr());
+        assert_untouched_and_running(&target, "threads-O0", &rec);
+    }
 }
 
 #[test]

@@ -44,6 +44,19 @@ fn a_process_without_debug_info() {
 }
 
 #[test]
+fn a_fully_stripped_binary_takes_function_probes_from_dynsym() {
+    require_ptrace();
+    let target = Target::spawn("loop-stripped", &["--interval-us", "1000"]);
+    let pid = target.pid().to_string();
+    fails_with(&["attach", "--pid", &pid, "--log", "loop.c:10", "x"], &["no DWARF"]);
+    fails_with(&["attach", "--pid", &pid, "--log", "process_order", "{o}"], &["no DWARF"]);
+    let mut scry = Scry::start(&["attach", "--pid", &pid, "--json", "--max-hits", "2", "--log", "process_order", "name={$rsi}"]);
+    assert_eq!(scry.wait(Duration::from_secs(20)).code(), Some(0), "{:?}", scry.stderr());
+    assert_eq!(scry.json().len(), 2);
+    untouched(&target, "loop-stripped");
+}
+
+#[test]
 fn a_line_with_no_code_names_the_nearest_lines() {
     require_ptrace();
     let target = Target::spawn("loop-O0", &["--interval-us", "1000"]);

@@ -111,6 +111,10 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
     note!("planted in {} µs; printing hits", plant_started.elapsed().as_micros());
     session.resume()?;
 
+    // Fault injection for tests (`SCRY_FAULT=cli-panic-at-hit:N`): a panic here must still
+    // detach (the Session's Drop does it while unwinding).
+    let cli_panic_at: Option<u64> =
+        std::env::var("SCRY_FAULT").ok().and_then(|f| f.strip_prefix("cli-panic-at-hit:").and_then(|n| n.parse().ok()));
     let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut live = locations.len();
     let mut hits = 0u64;
@@ -135,6 +139,9 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
         match session.events().recv_timeout(timeout) {
             Ok(Event::Hit(hit)) => {
                 hits += 1;
+                if cli_panic_at == Some(hits) {
+                    panic!("SCRY_FAULT: injected panic in scry attach at hit {hits}");
+                }
                 let r = session.render(&hit);
                 let mut out = stdout.lock();
                 let line = if args.json {

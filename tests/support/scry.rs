@@ -26,8 +26,14 @@ fn drain(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String
 impl Scry {
     /// Starts `scry ARGS...`.
     pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Scry {
+        Scry::start_with_env(args, &[])
+    }
+
+    /// Starts `scry ARGS...` with extra environment variables.
+    pub fn start_with_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Scry {
         let mut child = Command::new(crate::scry_bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -41,6 +41,10 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
         return false;
     }
     e.stats.traps += 1;
+    if let Some(t) = e.threads.get_mut(&tid) {
+        t.state = ThreadState::Serving { regs, bp: addr };
+    }
+    crate::fault::at_trap(e.stats.traps);
     let pid = e.threads.get(&tid).map(|t| t.pid).unwrap_or(e.pid);
 
     // Serve everyone this int3 serves.

@@ -3,6 +3,7 @@ pub mod addr;
 pub mod arch;
 pub mod debuginfo;
 pub mod engine;
+mod fault;
 mod fetch;
 mod hit;
 pub mod plan;

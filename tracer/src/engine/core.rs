@@ -56,6 +56,12 @@ pub(crate) enum ThreadState {
     Held { regs: libc::user_regs_struct, bp: u64 },
     /// In a group-stop (SIGSTOP/SIGTSTP from outside), left listening for SIGCONT.
     GroupStopped,
+    /// Reported stopped by waitpid and not resumed yet (the engine is handling the stop).
+    Stopped,
+    /// Stopped at our int3 at `bp`, being served; `regs` are its registers at the trap. If the
+    /// engine fails mid-way (a panic), detach puts these back, rewound to the original
+    /// instruction.
+    Serving { regs: libc::user_regs_struct, bp: u64 },
 }
 
 /// Who a breakpoint serves.
@@ -277,6 +283,11 @@ impl Engine {
             }
             if self.on_unknown(stop) {
                 return;
+            }
+        }
+        if !matches!(stop, Stop::Exited { .. } | Stop::Killed { .. }) {
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.state = ThreadState::Stopped;
             }
         }
         match stop {

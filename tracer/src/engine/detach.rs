@@ -34,12 +34,18 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
     for tid in tids {
         let state = e.threads[&tid].state.clone();
         match state {
-            ThreadState::Held { mut regs, bp } => {
+            ThreadState::Held { mut regs, bp } | ThreadState::Serving { mut regs, bp } => {
                 // Stopped on an int3 that is now gone: back to the original instruction.
                 regs.rip = bp;
                 let _ = ptrace::set_regs(tid, &regs);
                 report.rewound += 1;
                 finish(e, tid, 0, &mut report);
+            }
+            ThreadState::Stopped => {
+                // Stopped and not resumed yet (the engine was interrupted mid-way): it will
+                // report nothing more, so let it go from where it is.
+                waiting.insert(tid);
+                settle(e, tid, 0, &mut waiting, &mut report);
             }
             // A thread in a group-stop (SIGSTOP from outside) is left listening, and the kernel
             // refuses to detach a listening thread: interrupt it too. Detached, it stays

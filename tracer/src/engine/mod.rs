@@ -266,7 +266,15 @@ impl EngineHandle {
         let Some(thread) = thread else { return Err(EngineError::Gone) };
         let report = self.call(Command::Detach);
         let _ = thread.join();
-        report
+        match report {
+            // The engine thread ended on its own (after an internal error it detaches by
+            // itself and says so in a Warning event).
+            Err(EngineError::Gone) => Ok(DetachReport {
+                problems: vec!["the engine had already detached on its own after an internal error".into()],
+                ..Default::default()
+            }),
+            other => other,
+        }
     }
 
     /// True until [`EngineHandle::detach`] ran.
