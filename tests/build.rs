@@ -1,4 +1,5 @@
-//! Builds the C testbins (`testbins/c/*.c`) with gcc, once per build of this
+//! Builds the C testbins (`testbins/c/*.c`, which all include the shared
+//! helpers of `testbins/c/testbin.h`) with gcc, once per build of this
 //! package, into `$OUT_DIR/testbins/`, and exports that directory to the
 //! support library as the compile-time env var `SCRY_TESTBINS`.
 //!
@@ -8,6 +9,7 @@
 //! ```text
 //! bin/<prog>-O0, bin/<prog>-O2     prog in loop threads forker signals dlopener inline
 //!                                  (PIE, the Debian default)
+//! bin/execer-O0                    -O0 (PIE); by default it execs bin/loop-O0
 //! bin/loop-O0-nopie                -O0 -no-pie -fno-pie
 //! bin/threads-O2-nopie             -O2 -no-pie -fno-pie
 //! bin/loop-split                   -O0; debug info split off (objcopy --only-keep-debug),
@@ -90,6 +92,7 @@ fn main() {
             jobs.push(prog_args(prog, &[opt], &exe, &lib));
         }
     }
+    jobs.push(prog_args("execer", &["-O0"], &bin.join("execer-O0"), &lib));
     jobs.push(prog_args(
         "loop",
         &["-O0", "-no-pie", "-fno-pie"],

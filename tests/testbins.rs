@@ -69,6 +69,7 @@ const PROBES: &[(&str, &str, &[&str])] = &[
     ),
     ("shared.c", "shared_body", &["shared_fn"]),
     ("plugin.c", "plugin_body", &["plugin_fn"]),
+    ("execer.c", "before_exec_body", &["before_exec"]),
 ];
 
 #[test]
@@ -140,6 +141,7 @@ fn marked_lines_have_statements_inside_the_expected_functions() {
             "shared" | "plugin" => {
                 bins.push((format!("{}/libscry{prog}.so", lib_dir().display()), file))
             }
+            "execer" => bins.push((testbin("execer-O0").display().to_string(), file)),
             _ => {
                 for opt in ["O0", "O2"] {
                     bins.push((
@@ -651,6 +653,94 @@ fn inline_helper_runs_six_times_per_iteration() {
         );
         assert_eq!(by_site.len(), 3, "{v}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// execer
+// ---------------------------------------------------------------------------
+
+/// Checks execer's records: `calls` lines `call i=<i> pid=<pid>`, then
+/// `exec`, then what the exec'd program recorded (returned).
+fn execer_records_before_exec(recs: &[String], calls: i64, pid: i64) -> Vec<String> {
+    let at = recs
+        .iter()
+        .position(|l| l == "exec")
+        .unwrap_or_else(|| panic!("no exec record: {recs:?}"));
+    let before: Vec<HashMap<String, String>> = recs[..at].iter().map(|l| parse_kv(l)).collect();
+    assert!(recs[..at].iter().all(|l| l.starts_with("call i=")), "{recs:?}");
+    assert_eq!(
+        before.iter().map(|kv| num(kv, "i")).collect::<Vec<_>>(),
+        (0..calls).collect::<Vec<_>>(),
+        "{recs:?}"
+    );
+    assert!(before.iter().all(|kv| num(kv, "pid") == pid), "{recs:?}");
+    assert_eq!(recs.iter().filter(|l| *l == "exec").count(), 1);
+    recs[at + 1..].to_vec()
+}
+
+#[test]
+fn execer_execs_loop_by_default_which_records_into_the_same_file() {
+    let dir = TempDir::new("exec");
+    let rec = dir.join("rec");
+    let mut t = Target::spawn(
+        "execer-O0",
+        &["--interval-us", "100", "--record", rec.to_str().unwrap()],
+    );
+    let pid = t.pid();
+    assert!(t.wait_exit(EXIT_TIMEOUT).expect("execer exits").success());
+    let recs = read_records(&rec);
+    let after = execer_records_before_exec(&recs, 5, pid as i64);
+    assert_eq!(
+        after,
+        [
+            "call seq=0 id=0 qty=1 name=alice",
+            "call seq=1 id=1 qty=2 name=bob",
+            "call seq=2 id=2 qty=3 name=carol",
+        ],
+        "loop-O0 --iterations 3 after the exec: {recs:?}"
+    );
+    // Both images printed their ready line, under the same pid.
+    let ready = format!("ready pid={pid}");
+    assert!(
+        wait_until(Duration::from_secs(5), || t.stdout().len() == 2),
+        "{:?}",
+        t.stdout()
+    );
+    assert_eq!(t.stdout(), [ready.clone(), ready]);
+
+    let e = Elf::open(&testbin("execer-O0")).unwrap();
+    assert_eq!(e.e_type(), 3, "execer-O0 is PIE");
+    assert!(e.has_section_data(".debug_info"));
+}
+
+#[test]
+fn execer_waits_for_stdin_then_execs_the_given_program() {
+    let dir = TempDir::new("exec");
+    let rec = dir.join("rec");
+    let inline = testbin("inline-O2");
+    let mut t = Target::spawn(
+        "execer-O0",
+        &[
+            "--wait-stdin",
+            "--iterations",
+            "2",
+            "--exec",
+            inline.to_str().unwrap(),
+            "--record",
+            rec.to_str().unwrap(),
+        ],
+    );
+    let pid = t.pid();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(read_records(&rec).is_empty(), "ran before the stdin byte");
+    t.send_stdin(b'x');
+    assert!(t.wait_exit(EXIT_TIMEOUT).expect("execer exits").success());
+    let recs = read_records(&rec);
+    let after = execer_records_before_exec(&recs, 2, pid as i64);
+    // inline --iterations 3: 6 helper calls per iteration, then the total.
+    assert_eq!(calls(&after).len(), 18, "{recs:?}");
+    assert!(calls(&after).iter().all(|kv| kv.contains_key("site")), "{recs:?}");
+    assert_eq!(after.last().map(String::as_str), Some("total 18"), "{recs:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// The bundled program's source.
 const LOOP_C: &str = include_str!("../../testbins/c/loop.c");
+/// The testbins' shared helpers, which `loop.c` includes.
+const TESTBIN_H: &str = include_str!("../../testbins/c/testbin.h");
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -57,6 +59,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let src = dir.join("loop.c");
     let bin = dir.join("loop");
     std::fs::write(&src, LOOP_C)?;
+    std::fs::write(dir.join("testbin.h"), TESTBIN_H)?;
 
     println!("1. building the bundled program: cc -g -O0 loop.c -o loop");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());

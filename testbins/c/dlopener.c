@@ -22,46 +22,13 @@
  *   --wait-stdin        after "ready pid=<pid>", block until one byte (or EOF)
  *                       (that byte does not count for --dlopen-on-stdin)
  */
-#define _GNU_SOURCE
+#include "testbin.h"
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 /* From libscryshared.so. */
 extern int shared_fn(int i);
 extern void shared_set_record_fd(int fd);
-
-static int record_fd = -1;
-
-static int open_append(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		perror(path);
-		exit(2);
-	}
-	return fd;
-}
-
-static void wait_stdin(void)
-{
-	char c;
-	while (read(0, &c, 1) < 0)
-		;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-	if (us > 0)
-		nanosleep(&ts, NULL);
-}
 
 /* 1 if a byte was read from stdin now, 0 if none is there yet, -1 on EOF. */
 static int poll_stdin_byte(void)
@@ -74,23 +41,6 @@ static int poll_stdin_byte(void)
 	if (read(0, &c, 1) == 1)
 		return 1;
 	return -1;
-}
-
-static void default_plugin_path(char *out, size_t size)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	char *slash;
-
-	if (n <= 0) {
-		perror("readlink /proc/self/exe");
-		exit(2);
-	}
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(out, size, "%s/../lib/libscryplugin.so", exe);
 }
 
 typedef int (*plugin_fn_t)(int);
@@ -112,52 +62,41 @@ static plugin_fn_t load_plugin(const char *path)
 		exit(2);
 	}
 	set_fd(record_fd);
-	if (record_fd >= 0 && write(record_fd, "dlopened\n", 9) != 9)
-		_exit(3);
+	append_line(record_fd, "dlopened");
 	return fn;
 }
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: dlopener [--iterations N] [--interval-us U] [--plugin PATH] "
-			"[--dlopen-on-stdin] [--dlopen-at I] [--record FILE] [--wait-stdin]\n");
-	exit(2);
+	usage_exit("dlopener [--iterations N] [--interval-us U] [--plugin PATH] "
+		   "[--dlopen-on-stdin] [--dlopen-at I] [--record FILE] [--wait-stdin]");
 }
 
 int main(int argc, char **argv)
 {
 	long iterations = 0, interval_us = 1000, dlopen_at = -1;
-	int wait = 0, on_stdin = 0;
+	int on_stdin = 0;
 	char plugin_path[PATH_MAX + 32] = "";
 	plugin_fn_t plugin = NULL;
 	volatile int sink = 0;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
-			iterations = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--interval-us") && i + 1 < argc)
-			interval_us = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--plugin") && i + 1 < argc)
-			snprintf(plugin_path, sizeof plugin_path, "%s", argv[++i]);
-		else if (!strcmp(argv[i], "--dlopen-on-stdin"))
-			on_stdin = 1;
-		else if (!strcmp(argv[i], "--dlopen-at") && i + 1 < argc)
-			dlopen_at = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--record") && i + 1 < argc)
-			record_fd = open_append(argv[++i]);
-		else if (!strcmp(argv[i], "--wait-stdin"))
-			wait = 1;
-		else
+		const char *plugin_arg = opt_value(argc, argv, &i, "--plugin");
+
+		if (plugin_arg)
+			snprintf(plugin_path, sizeof plugin_path, "%s", plugin_arg);
+		else if (!opt_long(argc, argv, &i, "--iterations", &iterations) &&
+			 !opt_long(argc, argv, &i, "--interval-us", &interval_us) &&
+			 !opt_flag(argv, i, "--dlopen-on-stdin", &on_stdin) &&
+			 !opt_long(argc, argv, &i, "--dlopen-at", &dlopen_at) &&
+			 !common_option(argc, argv, &i))
 			usage();
 	}
 	if (!plugin_path[0])
-		default_plugin_path(plugin_path, sizeof plugin_path);
+		path_beside_exe(plugin_path, sizeof plugin_path, "../lib/libscryplugin.so");
 	shared_set_record_fd(record_fd);
 
-	printf("ready pid=%d\n", (int)getpid());
-	fflush(stdout);
-	if (wait)
-		wait_stdin();
+	ready();
 
 	for (long i = 0; iterations == 0 || i < iterations; i++) {
 		if (!plugin && on_stdin) {

@@ -20,67 +20,12 @@
  *                     and "total <n>" (n = helper executions = 6*N) at the end
  *   --wait-stdin      after "ready pid=<pid>", block until one byte (or EOF)
  */
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-static int record_fd = -1;
+#include "testbin.h"
 
 /* Helper executions so far; bumped on the probe line. */
 volatile int helper_hits;
 /* Which site_*() function is calling helper (1, 2 or 3). */
 volatile int current_site;
-
-/* Append one whole line to fd with a single write(). */
-__attribute__((noinline, format(printf, 2, 3)))
-static void append_line(int fd, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	if (fd < 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof buf - 2)
-		n = (int)sizeof buf - 2;
-	buf[n++] = '\n';
-	if (write(fd, buf, (size_t)n) != n)
-		_exit(3);
-}
-
-static int open_append(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		perror(path);
-		exit(2);
-	}
-	return fd;
-}
-
-static void wait_stdin(void)
-{
-	char c;
-	while (read(0, &c, 1) < 0)
-		;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-	if (us > 0)
-		nanosleep(&ts, NULL);
-}
 
 /* Records "call site=<site> x=<x>"; returns 0. */
 __attribute__((noinline))
@@ -121,34 +66,22 @@ int site_three(int i)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: inline [--iterations N] [--interval-us U] [--record FILE] "
-			"[--wait-stdin]\n");
-	exit(2);
+	usage_exit("inline [--iterations N] [--interval-us U] [--record FILE] [--wait-stdin]");
 }
 
 int main(int argc, char **argv)
 {
 	long iterations = 0, interval_us = 1000;
-	int wait = 0;
 	volatile int sink = 0;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
-			iterations = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--interval-us") && i + 1 < argc)
-			interval_us = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--record") && i + 1 < argc)
-			record_fd = open_append(argv[++i]);
-		else if (!strcmp(argv[i], "--wait-stdin"))
-			wait = 1;
-		else
+		if (!opt_long(argc, argv, &i, "--iterations", &iterations) &&
+		    !opt_long(argc, argv, &i, "--interval-us", &interval_us) &&
+		    !common_option(argc, argv, &i))
 			usage();
 	}
 
-	printf("ready pid=%d\n", (int)getpid());
-	fflush(stdout);
-	if (wait)
-		wait_stdin();
+	ready();
 
 	for (long n = 0; iterations == 0 || n < iterations; n++) {
 		int i = (int)n;

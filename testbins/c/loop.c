@@ -24,14 +24,7 @@
  *   --wait-stdin       after "ready pid=<pid>", block until one byte (or EOF)
  *                      arrives on stdin before the first iteration
  */
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include "testbin.h"
 
 enum status { NEW, PAID, SHIPPED };
 
@@ -49,7 +42,6 @@ const char *global_name = "none";
 /* Bumped on the probe line: a side effect -O2 cannot remove. */
 volatile int process_order_hits;
 
-static int record_fd = -1;
 static int heartbeat_fd = -1;
 
 #ifdef SCRY_WRONG_BUILD
@@ -60,59 +52,6 @@ __attribute__((noinline, used)) int wrong_build_padding(int x)
 	return x * 7 + 3;
 }
 #endif
-
-/* Append one whole line to fd with a single write(). */
-__attribute__((noinline, format(printf, 2, 3)))
-static void append_line(int fd, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	if (fd < 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof buf - 2)
-		n = (int)sizeof buf - 2;
-	buf[n++] = '\n';
-	if (write(fd, buf, (size_t)n) != n)
-		_exit(3);
-}
-
-static int open_append(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		perror(path);
-		exit(2);
-	}
-	return fd;
-}
-
-static void wait_stdin(void)
-{
-	char c;
-	while (read(0, &c, 1) < 0)
-		;
-}
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-	if (us > 0)
-		nanosleep(&ts, NULL);
-}
 
 __attribute__((noinline, noclone))
 int process_order(struct order *o, const char *name, int *counter)
@@ -125,11 +64,12 @@ int process_order(struct order *o, const char *name, int *counter)
 	return (int)total + (int)o->st;
 }
 
+/* A function the loop never calls: tests/attach.rs plants a probe on it by
+ * name (`usage`), so keep it a real function. */
 static void usage(void)
 {
-	fprintf(stderr, "usage: loop [--iterations N] [--interval-us U] [--record FILE] "
-			"[--heartbeat FILE] [--wait-stdin]\n");
-	exit(2);
+	usage_exit("loop [--iterations N] [--interval-us U] [--record FILE] "
+		   "[--heartbeat FILE] [--wait-stdin]");
 }
 
 int main(int argc, char **argv)
@@ -137,29 +77,18 @@ int main(int argc, char **argv)
 	static const char *names[] = { "alice", "bob", "carol" };
 	static const char *notes[] = { "rush", "gift wrap" };
 	long iterations = 0, interval_us = 1000;
-	int wait = 0;
 	volatile long sink = 0;
 	long long prev = 0;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
-			iterations = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--interval-us") && i + 1 < argc)
-			interval_us = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--record") && i + 1 < argc)
-			record_fd = open_append(argv[++i]);
-		else if (!strcmp(argv[i], "--heartbeat") && i + 1 < argc)
-			heartbeat_fd = open_append(argv[++i]);
-		else if (!strcmp(argv[i], "--wait-stdin"))
-			wait = 1;
-		else
+		if (!opt_long(argc, argv, &i, "--iterations", &iterations) &&
+		    !opt_long(argc, argv, &i, "--interval-us", &interval_us) &&
+		    !opt_file(argc, argv, &i, "--heartbeat", &heartbeat_fd) &&
+		    !common_option(argc, argv, &i))
 			usage();
 	}
 
-	printf("ready pid=%d\n", (int)getpid());
-	fflush(stdout);
-	if (wait)
-		wait_stdin();
+	ready();
 
 	for (long seq = 0; iterations == 0 || seq < iterations; seq++) {
 		long long now = now_ns();

@@ -19,65 +19,18 @@
  *   --record-ticks   also append "tick i=<i>" per tick() call
  *   --wait-stdin     after "ready pid=<pid>", block until one byte (or EOF)
  */
-#define _GNU_SOURCE
-#include <fcntl.h>
+#include "testbin.h"
 #include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
 
 static volatile sig_atomic_t usr1_count;
 static volatile sig_atomic_t alrm_count;
 static volatile sig_atomic_t term_flag;
 
-static int record_fd = -1;
 static int record_ticks;
 
 /* Number of tick() calls; bumped on the probe line. */
 volatile int tick_count;
-
-/* Append one whole line to fd with a single write(). */
-__attribute__((noinline, format(printf, 2, 3)))
-static void append_line(int fd, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	if (fd < 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof buf - 2)
-		n = (int)sizeof buf - 2;
-	buf[n++] = '\n';
-	if (write(fd, buf, (size_t)n) != n)
-		_exit(3);
-}
-
-static int open_append(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		perror(path);
-		exit(2);
-	}
-	return fd;
-}
-
-static void wait_stdin(void)
-{
-	char c;
-	while (read(0, &c, 1) < 0)
-		;
-}
 
 static void on_usr1(int sig)
 {
@@ -131,30 +84,21 @@ int tick(int i)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: signals [--itimer-ms M] [--iterations N] [--record FILE] "
-			"[--record-ticks] [--wait-stdin]\n");
-	exit(2);
+	usage_exit("signals [--itimer-ms M] [--iterations N] [--record FILE] "
+		   "[--record-ticks] [--wait-stdin]");
 }
 
 int main(int argc, char **argv)
 {
 	long itimer_ms = 0, iterations = 0;
-	int wait = 0;
 	volatile int sink = 0;
 	const struct timespec one_ms = { 0, 1000000 };
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--itimer-ms") && i + 1 < argc)
-			itimer_ms = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
-			iterations = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--record") && i + 1 < argc)
-			record_fd = open_append(argv[++i]);
-		else if (!strcmp(argv[i], "--record-ticks"))
-			record_ticks = 1;
-		else if (!strcmp(argv[i], "--wait-stdin"))
-			wait = 1;
-		else
+		if (!opt_long(argc, argv, &i, "--itimer-ms", &itimer_ms) &&
+		    !opt_long(argc, argv, &i, "--iterations", &iterations) &&
+		    !opt_flag(argv, i, "--record-ticks", &record_ticks) &&
+		    !common_option(argc, argv, &i))
 			usage();
 	}
 
@@ -172,10 +116,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	printf("ready pid=%d\n", (int)getpid());
-	fflush(stdout);
-	if (wait)
-		wait_stdin();
+	ready();
 
 	for (int i = 0; !term_flag && (iterations == 0 || i < iterations); i++) {
 		sink += tick(i);

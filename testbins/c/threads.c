@@ -21,18 +21,11 @@
  *                 and "total <n>" at the end
  *   --wait-stdin  after "ready pid=<pid>", block until one byte (or EOF) on stdin
  */
-#define _GNU_SOURCE
-#include <fcntl.h>
+#include "testbin.h"
 #include <pthread.h>
 #include <semaphore.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
-static int record_fd = -1;
 static int calls_per_worker = 50;
 
 /* Number of work() calls so far; incremented atomically on the probe line. */
@@ -49,45 +42,6 @@ struct worker {
 	int id;
 	int slot;
 };
-
-/* Append one whole line to fd with a single write(). */
-__attribute__((noinline, format(printf, 2, 3)))
-static void append_line(int fd, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	if (fd < 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof buf - 2)
-		n = (int)sizeof buf - 2;
-	buf[n++] = '\n';
-	if (write(fd, buf, (size_t)n) != n)
-		_exit(3);
-}
-
-static int open_append(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		perror(path);
-		exit(2);
-	}
-	return fd;
-}
-
-static void wait_stdin(void)
-{
-	char c;
-	while (read(0, &c, 1) < 0)
-		;
-}
 
 /* noinline: an inlined call would give the probe line a second line-table
  * entry in another (inlined) block. */
@@ -141,28 +95,19 @@ static void start_worker(struct worker *w, int slot, int id)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: threads [--workers W] [--calls K] [--runs R] "
-			"[--record FILE] [--wait-stdin]\n");
-	exit(2);
+	usage_exit("threads [--workers W] [--calls K] [--runs R] [--record FILE] [--wait-stdin]");
 }
 
 int main(int argc, char **argv)
 {
-	int workers = 8, runs = 40, wait = 0, started = 0;
+	int workers = 8, runs = 40, started = 0;
 	struct worker *slots;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--workers") && i + 1 < argc)
-			workers = (int)strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--calls") && i + 1 < argc)
-			calls_per_worker = (int)strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
-			runs = (int)strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--record") && i + 1 < argc)
-			record_fd = open_append(argv[++i]);
-		else if (!strcmp(argv[i], "--wait-stdin"))
-			wait = 1;
-		else
+		if (!opt_int(argc, argv, &i, "--workers", &workers) &&
+		    !opt_int(argc, argv, &i, "--calls", &calls_per_worker) &&
+		    !opt_int(argc, argv, &i, "--runs", &runs) &&
+		    !common_option(argc, argv, &i))
 			usage();
 	}
 	if (workers < 1)
@@ -174,10 +119,7 @@ int main(int argc, char **argv)
 	done_slots = calloc((size_t)workers, sizeof *done_slots);
 	sem_init(&done_sem, 0, 0);
 
-	printf("ready pid=%d\n", (int)getpid());
-	fflush(stdout);
-	if (wait)
-		wait_stdin();
+	ready();
 
 	for (; started < workers; started++)
 		start_worker(&slots[started], started, started);
