@@ -6,7 +6,10 @@ use scry_tests::*;
 use std::time::Duration;
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -27,7 +30,10 @@ fn attach_and_plant_do_not_stall_the_target() {
     require_ptrace();
     let dir = TempDir::new("attach-stall");
     let hb = dir.join("heartbeat");
-    let target = Target::spawn("loop-O0", &["--interval-us", "200", "--heartbeat", hb.to_str().unwrap()]);
+    let target = Target::spawn(
+        "loop-O0",
+        &["--interval-us", "200", "--heartbeat", hb.to_str().unwrap()],
+    );
     let stat = format!("/proc/{}/task/{}/stat", target.pid(), target.pid());
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
@@ -38,10 +44,16 @@ fn attach_and_plant_do_not_stall_the_target() {
             let mut run_start: Option<u64> = None;
             let mut last_t = 0u64;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let Ok(text) = std::fs::read_to_string(&stat) else { break };
+                let Ok(text) = std::fs::read_to_string(&stat) else {
+                    break;
+                };
                 let now = monotonic_ns();
                 samples += 1;
-                let state = text.rsplit(") ").next().and_then(|r| r.chars().next()).unwrap_or('?');
+                let state = text
+                    .rsplit(") ")
+                    .next()
+                    .and_then(|r| r.chars().next())
+                    .unwrap_or('?');
                 if state == 't' || state == 'T' {
                     run_start.get_or_insert(now);
                     last_t = now;
@@ -57,13 +69,25 @@ fn attach_and_plant_do_not_stall_the_target() {
     };
     let t0 = monotonic_ns();
     let mut scry = Scry::start(&[
-        "attach", "--pid", &target.pid().to_string(), "--log", "usage", "never called", "--duration", "0.5",
+        "attach",
+        "--pid",
+        &target.pid().to_string(),
+        "--log",
+        "usage",
+        "never called",
+        "--duration",
+        "0.5",
     ]);
     scry.wait_stderr("planted in", Duration::from_secs(30));
     let t1 = monotonic_ns();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (samples, longest_ns) = sampler.join().unwrap();
-    assert_eq!(scry.wait(Duration::from_secs(20)).code(), Some(0), "{:?}", scry.stderr());
+    assert_eq!(
+        scry.wait(Duration::from_secs(20)).code(),
+        Some(0),
+        "{:?}",
+        scry.stderr()
+    );
     assert!(scry.stdout().is_empty(), "usage() ran?");
     let heartbeat_max = read_records(&hb)
         .iter()
@@ -76,8 +100,15 @@ fn attach_and_plant_do_not_stall_the_target() {
         (t1 - t0) / 1000,
         longest_ns / 1000
     );
-    assert!(samples > 100, "the sampler got too few samples ({samples}) to see a stop");
-    assert!(longest_ns < 1_000_000, "the target was stopped for {} µs during attach+plant", longest_ns / 1000);
+    assert!(
+        samples > 100,
+        "the sampler got too few samples ({samples}) to see a stop"
+    );
+    assert!(
+        longest_ns < 1_000_000,
+        "the target was stopped for {} µs during attach+plant",
+        longest_ns / 1000
+    );
 }
 
 /// Runs a finite loop under a log point and checks every hit's values against the
@@ -88,7 +119,15 @@ fn values_match_records(bin: &str) {
     let rec = dir.join("records");
     let mut target = Target::spawn(
         bin,
-        &["--iterations", "50", "--interval-us", "2000", "--record", rec.to_str().unwrap(), "--wait-stdin"],
+        &[
+            "--iterations",
+            "50",
+            "--interval-us",
+            "2000",
+            "--record",
+            rec.to_str().unwrap(),
+            "--wait-stdin",
+        ],
     );
     let loc = probe_location("loop.c", "process_order_body");
     let mut scry = Scry::start(&[
@@ -102,12 +141,29 @@ fn values_match_records(bin: &str) {
     ]);
     scry.wait_stderr("printing hits", Duration::from_secs(20));
     target.send_stdin(b'g');
-    assert!(target.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
-    assert_eq!(scry.wait(Duration::from_secs(10)).code(), Some(0), "{:?}", scry.stderr());
-    let records: Vec<String> = read_records(&rec).into_iter().filter(|l| l.starts_with("call ")).collect();
+    assert!(
+        target
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+    assert_eq!(
+        scry.wait(Duration::from_secs(10)).code(),
+        Some(0),
+        "{:?}",
+        scry.stderr()
+    );
+    let records: Vec<String> = read_records(&rec)
+        .into_iter()
+        .filter(|l| l.starts_with("call "))
+        .collect();
     let hits = scry.json();
     assert_eq!(records.len(), 50);
-    assert_eq!(hits.len(), records.len(), "hit count differs from the program's own count; stderr: {:?}", scry.stderr());
+    assert_eq!(
+        hits.len(),
+        records.len(),
+        "hit count differs from the program's own count; stderr: {:?}",
+        scry.stderr()
+    );
     for (hit, rec) in hits.iter().zip(&records) {
         let v = &hit["values"];
         assert_eq!(v["seq"], kv_i64(rec, "seq"), "{hit} vs {rec}");
@@ -142,15 +198,38 @@ fn log_point_counts_every_call_at_o2() {
     let rec = dir.join("records");
     let mut target = Target::spawn(
         "loop-O2",
-        &["--iterations", "40", "--interval-us", "2000", "--record", rec.to_str().unwrap(), "--wait-stdin"],
+        &[
+            "--iterations",
+            "40",
+            "--interval-us",
+            "2000",
+            "--record",
+            rec.to_str().unwrap(),
+            "--wait-stdin",
+        ],
     );
     let loc = probe_location("loop.c", "process_order_body");
-    let mut scry = Scry::start(&["attach", "--pid", &target.pid().to_string(), "--json", "--log", &loc, "qty={o->qty}"]);
+    let mut scry = Scry::start(&[
+        "attach",
+        "--pid",
+        &target.pid().to_string(),
+        "--json",
+        "--log",
+        &loc,
+        "qty={o->qty}",
+    ]);
     scry.wait_stderr("printing hits", Duration::from_secs(20));
     target.send_stdin(b'g');
-    assert!(target.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
+    assert!(
+        target
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
     scry.wait(Duration::from_secs(10));
-    let records: Vec<String> = read_records(&rec).into_iter().filter(|l| l.starts_with("call ")).collect();
+    let records: Vec<String> = read_records(&rec)
+        .into_iter()
+        .filter(|l| l.starts_with("call "))
+        .collect();
     let hits = scry.json();
     assert_eq!(hits.len(), records.len(), "stderr: {:?}", scry.stderr());
     for (hit, rec) in hits.iter().zip(&records) {

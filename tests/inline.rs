@@ -10,17 +10,47 @@ fn an_inlined_line_fires_at_every_copy() {
     require_ptrace();
     let dir = TempDir::new("inline");
     let rec = dir.join("records");
-    let mut target =
-        Target::spawn("inline-O2", &["--iterations", "30", "--interval-us", "1000", "--record", rec.to_str().unwrap(), "--wait-stdin"]);
+    let mut target = Target::spawn(
+        "inline-O2",
+        &[
+            "--iterations",
+            "30",
+            "--interval-us",
+            "1000",
+            "--record",
+            rec.to_str().unwrap(),
+            "--wait-stdin",
+        ],
+    );
     let loc = probe_location("inline.c", "helper_body");
-    let mut scry = Scry::start(&["attach", "--pid", &target.pid().to_string(), "--json", "--log", &loc, "x={x}"]);
+    let mut scry = Scry::start(&[
+        "attach",
+        "--pid",
+        &target.pid().to_string(),
+        "--json",
+        "--log",
+        &loc,
+        "x={x}",
+    ]);
     let planted = scry.wait_stderr("site(s)", Duration::from_secs(20));
-    let sites: usize = planted.split(": ").nth(2).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(sites >= 3, "the helper is inlined in 3 functions, but the line resolved to {sites} site(s): {planted}");
+    let sites: usize = planted
+        .split(": ")
+        .nth(2)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        sites >= 3,
+        "the helper is inlined in 3 functions, but the line resolved to {sites} site(s): {planted}"
+    );
     assert!(planted.contains("(inlined)"), "{planted}");
     scry.wait_stderr("printing hits", Duration::from_secs(5));
     target.send_stdin(b'g');
-    assert!(target.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
+    assert!(
+        target
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
     scry.wait(Duration::from_secs(10));
 
     let records = read_records(&rec);
@@ -43,7 +73,9 @@ fn an_inlined_line_fires_at_every_copy() {
     if xs_seen.values().sum::<usize>() == hits.len() {
         assert_eq!(xs_seen, xs_expected);
     }
-    let functions: std::collections::BTreeSet<String> =
-        hits.iter().map(|h| h["function"].as_str().unwrap_or("").to_string()).collect();
+    let functions: std::collections::BTreeSet<String> = hits
+        .iter()
+        .map(|h| h["function"].as_str().unwrap_or("").to_string())
+        .collect();
     assert!(!functions.is_empty());
 }

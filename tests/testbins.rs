@@ -667,7 +667,10 @@ fn execer_records_before_exec(recs: &[String], calls: i64, pid: i64) -> Vec<Stri
         .position(|l| l == "exec")
         .unwrap_or_else(|| panic!("no exec record: {recs:?}"));
     let before: Vec<HashMap<String, String>> = recs[..at].iter().map(|l| parse_kv(l)).collect();
-    assert!(recs[..at].iter().all(|l| l.starts_with("call i=")), "{recs:?}");
+    assert!(
+        recs[..at].iter().all(|l| l.starts_with("call i=")),
+        "{recs:?}"
+    );
     assert_eq!(
         before.iter().map(|kv| num(kv, "i")).collect::<Vec<_>>(),
         (0..calls).collect::<Vec<_>>(),
@@ -739,8 +742,15 @@ fn execer_waits_for_stdin_then_execs_the_given_program() {
     let after = execer_records_before_exec(&recs, 2, pid as i64);
     // inline --iterations 3: 6 helper calls per iteration, then the total.
     assert_eq!(calls(&after).len(), 18, "{recs:?}");
-    assert!(calls(&after).iter().all(|kv| kv.contains_key("site")), "{recs:?}");
-    assert_eq!(after.last().map(String::as_str), Some("total 18"), "{recs:?}");
+    assert!(
+        calls(&after).iter().all(|kv| kv.contains_key("site")),
+        "{recs:?}"
+    );
+    assert_eq!(
+        after.last().map(String::as_str),
+        Some("total 18"),
+        "{recs:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

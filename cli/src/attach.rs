@@ -12,9 +12,11 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  scry attach --pid 4242 --log orders.c:42 'order {id} qty={o->qty}' --duration 10\n  \
+#[command(
+    after_help = "Examples:\n  scry attach --pid 4242 --log orders.c:42 'order {id} qty={o->qty}' --duration 10\n  \
 scry attach --pid 4242 --log process_order 'name={name}' --max-hits 5 --json\n  \
-scry attach --log libplugin.so:plugin.c:12 'i={i}' -- ./server --port 8080")]
+scry attach --log libplugin.so:plugin.c:12 'i={i}' -- ./server --port 8080"
+)]
 pub struct AttachArgs {
     /// The process to attach to.
     #[arg(long, conflicts_with = "program")]
@@ -51,7 +53,9 @@ macro_rules! note {
 
 pub fn run(args: AttachArgs) -> Result<ExitCode> {
     if args.log.is_empty() {
-        bail!("nothing to do: add at least one --log LOC TEMPLATE, e.g. --log orders.c:42 'order {{id}}'");
+        bail!(
+            "nothing to do: add at least one --log LOC TEMPLATE, e.g. --log orders.c:42 'order {{id}}'"
+        );
     }
     if args.pid.is_none() && args.program.is_empty() {
         bail!("say which process: --pid PID, or start one with `-- PROGRAM ARGS`");
@@ -60,11 +64,16 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
     for d in args.debug_dir.iter().rev() {
         debug.debug_dirs.insert(0, d.clone());
     }
-    let options = SessionOptions { debug, exec_policy: ExecPolicy::Detach };
+    let options = SessionOptions {
+        debug,
+        exec_policy: ExecPolicy::Detach,
+    };
     signals::install();
 
     let mut session = match args.pid {
-        Some(pid) => Session::attach(pid, options).with_context(|| format!("attaching to process {pid}"))?,
+        Some(pid) => {
+            Session::attach(pid, options).with_context(|| format!("attaching to process {pid}"))?
+        }
         None => {
             let program = PathBuf::from(&args.program[0]);
             Session::spawn(&program, &args.program[1..], options)
@@ -83,39 +92,68 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
     let mut locations = std::collections::HashMap::new();
     let plant_started = Instant::now();
     for pair in args.log.chunks(2) {
-        let spec = ProbeSpec { location: pair[0].clone(), template: pair[1].clone(), max_hits: args.max_hits };
+        let spec = ProbeSpec {
+            location: pair[0].clone(),
+            template: pair[1].clone(),
+            max_hits: args.max_hits,
+        };
         match session.add_probe(&spec) {
             Ok(p) => {
                 locations.insert(p.id, p.location.clone());
                 if p.pending {
-                    note!("probe {} at {} is pending: it is planted when that library is loaded", p.id, p.location);
+                    note!(
+                        "probe {} at {} is pending: it is planted when that library is loaded",
+                        p.id,
+                        p.location
+                    );
                 } else {
                     let where_: Vec<String> = p
                         .sites
                         .iter()
                         .map(|s| {
                             let inl = if s.site.inlined { " (inlined)" } else { "" };
-                            format!("{} in {}{} at {}", short(&s.site.file, s.site.line), s.site.function, inl, s.addr)
+                            format!(
+                                "{} in {}{} at {}",
+                                short(&s.site.file, s.site.line),
+                                s.site.function,
+                                inl,
+                                s.addr
+                            )
                         })
                         .collect();
-                    note!("probe {} at {}: {} site(s): {}", p.id, p.location, p.sites.len(), where_.join("; "));
+                    note!(
+                        "probe {} at {}: {} site(s): {}",
+                        p.id,
+                        p.location,
+                        p.sites.len(),
+                        where_.join("; ")
+                    );
                 }
             }
             Err(e) => {
                 let report = session.detach();
                 let restored = report.map(|r| r.bytes_restored).unwrap_or(0);
-                bail!("{e}\n(detached; {restored} planted byte(s) restored; the target was not changed)");
+                bail!(
+                    "{e}\n(detached; {restored} planted byte(s) restored; the target was not changed)"
+                );
             }
         }
     }
-    note!("planted in {} µs; printing hits", plant_started.elapsed().as_micros());
+    note!(
+        "planted in {} µs; printing hits",
+        plant_started.elapsed().as_micros()
+    );
     session.resume()?;
 
     // Fault injection for tests (`SCRY_FAULT=cli-panic-at-hit:N`): a panic here must still
     // detach (the Session's Drop does it while unwinding).
-    let cli_panic_at: Option<u64> =
-        std::env::var("SCRY_FAULT").ok().and_then(|f| f.strip_prefix("cli-panic-at-hit:").and_then(|n| n.parse().ok()));
-    let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let cli_panic_at: Option<u64> = std::env::var("SCRY_FAULT").ok().and_then(|f| {
+        f.strip_prefix("cli-panic-at-hit:")
+            .and_then(|n| n.parse().ok())
+    });
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut live = locations.len();
     let mut hits = 0u64;
     let ended_by: String;
@@ -145,7 +183,12 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                 let r = session.render(&hit);
                 let mut out = stdout.lock();
                 let line = if args.json {
-                    output::json(&hit, &r, locations.get(&hit.probe).map(String::as_str).unwrap_or("")).to_string()
+                    output::json(
+                        &hit,
+                        &r,
+                        locations.get(&hit.probe).map(String::as_str).unwrap_or(""),
+                    )
+                    .to_string()
                 } else {
                     output::human(&hit, &r)
                 };
@@ -158,9 +201,15 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
             Ok(Event::ProbeEnded { probe, end }) => {
                 let loc = locations.get(&probe).cloned().unwrap_or_default();
                 match end {
-                    ProbeEnd::Exhausted { hits } => note!("probe {probe} at {loc}: max hits reached ({hits}); unplanted"),
-                    ProbeEnd::ImageGone => note!("probe {probe} at {loc}: its code is gone (exec or dlclose); unplanted"),
-                    ProbeEnd::Failed(why) => note!("probe {probe} at {loc} failed and was unplanted: {why}"),
+                    ProbeEnd::Exhausted { hits } => {
+                        note!("probe {probe} at {loc}: max hits reached ({hits}); unplanted")
+                    }
+                    ProbeEnd::ImageGone => note!(
+                        "probe {probe} at {loc}: its code is gone (exec or dlclose); unplanted"
+                    ),
+                    ProbeEnd::Failed(why) => {
+                        note!("probe {probe} at {loc} failed and was unplanted: {why}")
+                    }
                 }
                 live = live.saturating_sub(1);
                 if live == 0 {
@@ -168,7 +217,11 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                     break;
                 }
             }
-            Ok(Event::ProbePlanted { probe, sites, module }) => {
+            Ok(Event::ProbePlanted {
+                probe,
+                sites,
+                module,
+            }) => {
                 note!("probe {probe} planted in {module} ({sites} site(s))");
             }
             Ok(Event::Exec { pid, detached }) => {
@@ -204,23 +257,43 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
         "{ended_by}: {hits} hit(s); detached ({} int3 byte(s) restored, {} thread(s) detached{}{})",
         report.bytes_restored,
         report.threads,
-        if report.rewound > 0 { format!(", {} rewound", report.rewound) } else { String::new() },
-        if report.moved_out_of_slots > 0 { format!(", {} moved out of slots", report.moved_out_of_slots) } else { String::new() },
+        if report.rewound > 0 {
+            format!(", {} rewound", report.rewound)
+        } else {
+            String::new()
+        },
+        if report.moved_out_of_slots > 0 {
+            format!(", {} moved out of slots", report.moved_out_of_slots)
+        } else {
+            String::new()
+        },
     );
-    if args.stats {
-        if let Some(s) = stats {
-            let mean = if s.traps > 0 { s.service_ns_total / s.traps } else { 0 };
-            note!(
-                "stats: {} traps, mean service {} ns, max {} ns, {} phantom, {} signals passed, {} threads created, {} forks, {} slot pages (mapping took up to {} µs; first hit at a site up to {} µs)",
-                s.traps, mean, s.service_ns_max, s.phantom_traps, s.signals_delivered, s.threads_created, s.forks, s.slot_pages,
-                s.slot_page_ns_max / 1000, s.slot_build_ns_max / 1000
-            );
-        }
+    if args.stats
+        && let Some(s) = stats
+    {
+        let mean = s.service_ns_total.checked_div(s.traps).unwrap_or(0);
+        note!(
+            "stats: {} traps, mean service {} ns, max {} ns, {} phantom, {} signals passed, {} threads created, {} forks, {} slot pages (mapping took up to {} µs; first hit at a site up to {} µs)",
+            s.traps,
+            mean,
+            s.service_ns_max,
+            s.phantom_traps,
+            s.signals_delivered,
+            s.threads_created,
+            s.forks,
+            s.slot_pages,
+            s.slot_page_ns_max / 1000,
+            s.slot_build_ns_max / 1000
+        );
     }
     for p in &report.problems {
         note!("detach problem: {p}");
     }
-    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn short(file: &str, line: u32) -> String {

@@ -55,7 +55,10 @@ fn marker_line(source: &str, marker: &str) -> Option<usize> {
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("scry-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let mut cleanup = Cleanup { dir: dir.clone(), child: None };
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        child: None,
+    };
     let src = dir.join("loop.c");
     let bin = dir.join("loop");
     std::fs::write(&src, LOOP_C)?;
@@ -68,7 +71,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         .arg(&bin)
         .arg(&src)
         .status()
-        .with_context(|| format!("running {cc}: install a C compiler (Debian: apt-get install gcc)"))?;
+        .with_context(|| {
+            format!("running {cc}: install a C compiler (Debian: apt-get install gcc)")
+        })?;
     if !status.success() {
         bail!("{cc} failed to build the demo program");
     }
@@ -85,16 +90,30 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     cleanup.child = Some(child);
     println!("   running as pid {pid}");
 
-    let line = marker_line(LOOP_C, "process_order_body").context("the bundled source lost its probe marker")?;
+    let line = marker_line(LOOP_C, "process_order_body")
+        .context("the bundled source lost its probe marker")?;
     let location = format!("loop.c:{line}");
     let template = "order {o->id} qty={o->qty} for {name} (call #{*counter})";
-    println!("3. attaching to pid {pid} and adding a log point:\n   scry attach --pid {pid} --log '{location}' '{template}'");
+    println!(
+        "3. attaching to pid {pid} and adding a log point:\n   scry attach --pid {pid} --log '{location}' '{template}'"
+    );
     let mut session = Session::attach(pid, SessionOptions::default()).context("attaching")?;
     let info = session.attach_info().clone();
-    println!("   attached to {} thread(s) in {} µs without stopping any", info.threads, info.elapsed.as_micros());
-    let probe = session.add_probe(&ProbeSpec { location: location.clone(), template: template.into(), max_hits: None })?;
+    println!(
+        "   attached to {} thread(s) in {} µs without stopping any",
+        info.threads,
+        info.elapsed.as_micros()
+    );
+    let probe = session.add_probe(&ProbeSpec {
+        location: location.clone(),
+        template: template.into(),
+        max_hits: None,
+    })?;
     for s in &probe.sites {
-        println!("   planted at {} ({} in {})", s.addr, location, s.site.function);
+        println!(
+            "   planted at {} ({} in {})",
+            s.addr, location, s.site.function
+        );
     }
     session.resume()?;
 
@@ -119,7 +138,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         hits, report.bytes_restored, report.threads
     );
     std::thread::sleep(Duration::from_millis(300));
-    let status = scry_tracer::procfs::read_status(pid).context("the demo program is gone after detach")?;
+    let status =
+        scry_tracer::procfs::read_status(pid).context("the demo program is gone after detach")?;
     println!(
         "6. the program runs on: pid {pid} state {} ({}), tracer pid {} (0 = nobody)",
         status.state,
@@ -131,7 +151,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         status.tracer_pid
     );
     if status.tracer_pid != 0 || matches!(status.state, 'T' | 't' | 'Z') {
-        bail!("the demo program is not running freely after detach (state {})", status.state);
+        bail!(
+            "the demo program is not running freely after detach (state {})",
+            status.state
+        );
     }
     println!("7. stopping it and cleaning up {}", dir.display());
     drop(cleanup);

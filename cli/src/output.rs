@@ -7,7 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A hit as one line of text: `12:00:01.123456 loop.c:42 [tid 1234] message`.
 pub fn human(hit: &HitRecord, r: &RenderedHit) -> String {
-    format!("{} {} [tid {}] {}", local_time(hit.time), r.location, hit.tid, r.message)
+    format!(
+        "{} {} [tid {}] {}",
+        local_time(hit.time),
+        r.location,
+        hit.tid,
+        r.message
+    )
 }
 
 /// A hit as one JSON object.
@@ -44,13 +50,21 @@ pub fn value_json(v: &Value) -> Json {
         },
         Value::Pointer { addr, string } => match string.as_deref() {
             Some(Value::Str { text, truncated }) => {
-                if *truncated { json!({"addr": format!("{addr:#x}"), "string": text, "truncated": true}) } else { json!(text) }
+                if *truncated {
+                    json!({"addr": format!("{addr:#x}"), "string": text, "truncated": true})
+                } else {
+                    json!(text)
+                }
             }
             Some(other) => json!({"addr": format!("{addr:#x}"), "target": value_json(other)}),
             None => json!(format!("{addr:#x}")),
         },
         Value::Str { text, truncated } => {
-            if *truncated { json!({"string": text, "truncated": true}) } else { json!(text) }
+            if *truncated {
+                json!({"string": text, "truncated": true})
+            } else {
+                json!(text)
+            }
         }
         Value::Struct(members) => {
             let mut m = Map::new();
@@ -79,7 +93,12 @@ pub fn utc_time(t: SystemTime) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `12:00:01.123456` in local time.
@@ -92,7 +111,10 @@ pub fn local_time(t: SystemTime) -> String {
         libc::localtime_r(&s, &mut tm);
         tm
     };
-    format!("{:02}:{:02}:{:02}.{micros:06}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's algorithm.
@@ -124,9 +146,24 @@ mod tests {
     #[test]
     fn values_become_json() {
         assert_eq!(value_json(&Value::Int(-3)), json!(-3));
-        let s = Value::Pointer { addr: 0x10, string: Some(Box::new(Value::Str { text: "bob".into(), truncated: false })) };
+        let s = Value::Pointer {
+            addr: 0x10,
+            string: Some(Box::new(Value::Str {
+                text: "bob".into(),
+                truncated: false,
+            })),
+        };
         assert_eq!(value_json(&s), json!("bob"));
-        assert_eq!(value_json(&Value::OptimizedOut), json!({"status": "optimized_out"}));
-        assert_eq!(value_json(&Value::Enum { value: 1, name: Some("PAID".into()) }), json!("PAID"));
+        assert_eq!(
+            value_json(&Value::OptimizedOut),
+            json!({"status": "optimized_out"})
+        );
+        assert_eq!(
+            value_json(&Value::Enum {
+                value: 1,
+                name: Some("PAID".into())
+            }),
+            json!("PAID")
+        );
     }
 }

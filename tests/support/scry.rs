@@ -43,7 +43,12 @@ impl Scry {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         drain(child.stdout.take().unwrap(), stdout.clone());
         drain(child.stderr.take().unwrap(), stderr.clone());
-        Scry { child, stdout, stderr, status: None }
+        Scry {
+            child,
+            stdout,
+            stderr,
+            status: None,
+        }
     }
 
     /// scry's pid.
@@ -67,7 +72,10 @@ impl Scry {
         self.stdout()
             .iter()
             .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("scry printed a non-JSON line {l:?}: {e}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("scry printed a non-JSON line {l:?}: {e}"))
+            })
             .collect()
     }
 
@@ -85,10 +93,16 @@ impl Scry {
                 if let Some(l) = self.stderr().into_iter().find(|l| l.contains(needle)) {
                     return l;
                 }
-                panic!("scry exited ({st}) before printing {needle:?}; stderr:\n{}", self.stderr().join("\n"));
+                panic!(
+                    "scry exited ({st}) before printing {needle:?}; stderr:\n{}",
+                    self.stderr().join("\n")
+                );
             }
             if Instant::now() > deadline {
-                panic!("scry did not print {needle:?} within {timeout:?}; stderr:\n{}", self.stderr().join("\n"));
+                panic!(
+                    "scry did not print {needle:?} within {timeout:?}; stderr:\n{}",
+                    self.stderr().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -97,7 +111,12 @@ impl Scry {
     /// Waits until at least `n` stdout lines arrived; panics after `timeout`.
     pub fn wait_lines(&mut self, n: usize, timeout: Duration) -> Vec<String> {
         let ok = crate::wait_until(timeout, || self.stdout.lock().unwrap().len() >= n);
-        assert!(ok, "scry printed {} of {n} lines within {timeout:?}; stderr:\n{}", self.stdout().len(), self.stderr().join("\n"));
+        assert!(
+            ok,
+            "scry printed {} of {n} lines within {timeout:?}; stderr:\n{}",
+            self.stdout().len(),
+            self.stderr().join("\n")
+        );
         self.stdout()
     }
 
@@ -121,7 +140,10 @@ impl Scry {
                 return st;
             }
             if Instant::now() > deadline {
-                panic!("scry did not exit within {timeout:?}; stderr:\n{}", self.stderr().join("\n"));
+                panic!(
+                    "scry did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -147,7 +169,10 @@ impl Drop for Scry {
 }
 
 /// Runs `scry ARGS...` to completion (at most `timeout`): (exit code, stdout, stderr).
-pub fn run_scry<S: AsRef<std::ffi::OsStr>>(args: &[S], timeout: Duration) -> (i32, Vec<String>, Vec<String>) {
+pub fn run_scry<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    timeout: Duration,
+) -> (i32, Vec<String>, Vec<String>) {
     let mut s = Scry::start(args);
     let st = s.wait(timeout);
     (st.code().unwrap_or(-1), s.stdout(), s.stderr())

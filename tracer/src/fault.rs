@@ -8,7 +8,11 @@ use std::sync::OnceLock;
 fn panic_at_trap() -> Option<u64> {
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     *AT.get_or_init(|| {
-        std::env::var("SCRY_FAULT").ok()?.strip_prefix("engine-panic-at-trap:")?.parse().ok()
+        std::env::var("SCRY_FAULT")
+            .ok()?
+            .strip_prefix("engine-panic-at-trap:")?
+            .parse()
+            .ok()
     })
 }
 

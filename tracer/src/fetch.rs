@@ -9,9 +9,15 @@ use crate::ptrace::mem::{self, PAGE};
 
 enum Cursor {
     /// At this address, about to apply hop `next`.
-    At { addr: u64, next: usize },
+    At {
+        addr: u64,
+        next: usize,
+    },
     /// The value's bytes are in; maybe its string is still to read.
-    Value { bytes: Vec<u8>, string_at: Option<u64> },
+    Value {
+        bytes: Vec<u8>,
+        string_at: Option<u64>,
+    },
     Done(Fetched),
 }
 
@@ -40,7 +46,10 @@ pub(crate) fn run(pid: i32, regs: &libc::user_regs_struct, plans: &[ValuePlan]) 
                     Some(Hop::Offset(_)) => unreachable!("offsets were applied above"),
                     None => wants.push((i, *addr, plan.size as usize)),
                 },
-                Cursor::Value { string_at: Some(at), .. } => {
+                Cursor::Value {
+                    string_at: Some(at),
+                    ..
+                } => {
                     let max = plan.then_string.unwrap_or(0) as u64;
                     // Split at the page boundary so a string ending just before an unmapped
                     // page is still read (process_vm_readv fails whole ranges).
@@ -69,14 +78,21 @@ pub(crate) fn run(pid: i32, regs: &libc::user_regs_struct, plans: &[ValuePlan]) 
                 Cursor::At { addr, next } => {
                     let (_, at, _) = wants[same[0]];
                     match &results[same[0]] {
-                        None => *c = Cursor::Done(Fetched::Unreadable { at: crate::addr::RuntimeAddr(at) }),
+                        None => {
+                            *c = Cursor::Done(Fetched::Unreadable {
+                                at: crate::addr::RuntimeAddr(at),
+                            })
+                        }
                         Some(bytes) if plan.hops.get(*next).is_some() => {
                             *addr = u64::from_le_bytes(bytes[..8].try_into().unwrap());
                             *next += 1;
                         }
                         Some(bytes) => {
                             let string_at = plan.then_string.map(|_| pointer_of(bytes));
-                            *c = Cursor::Value { bytes: bytes.clone(), string_at };
+                            *c = Cursor::Value {
+                                bytes: bytes.clone(),
+                                string_at,
+                            };
                         }
                     }
                 }
@@ -95,8 +111,15 @@ pub(crate) fn run(pid: i32, regs: &libc::user_regs_struct, plans: &[ValuePlan]) 
                     let nul = text.iter().position(|b| *b == 0);
                     let truncated = nul.is_none() && !unreadable;
                     text.truncate(nul.unwrap_or(text.len()));
-                    let string = StringBytes { bytes: text, truncated, unreadable };
-                    *c = Cursor::Done(Fetched::Bytes { value: std::mem::take(bytes), string: Some(string) });
+                    let string = StringBytes {
+                        bytes: text,
+                        truncated,
+                        unreadable,
+                    };
+                    *c = Cursor::Done(Fetched::Bytes {
+                        value: std::mem::take(bytes),
+                        string: Some(string),
+                    });
                 }
                 Cursor::Done(_) => {}
             }
@@ -106,8 +129,13 @@ pub(crate) fn run(pid: i32, regs: &libc::user_regs_struct, plans: &[ValuePlan]) 
         .into_iter()
         .map(|c| match c {
             Cursor::Done(f) => f,
-            Cursor::Value { bytes, .. } => Fetched::Bytes { value: bytes, string: None },
-            Cursor::At { addr, .. } => Fetched::Unreadable { at: crate::addr::RuntimeAddr(addr) },
+            Cursor::Value { bytes, .. } => Fetched::Bytes {
+                value: bytes,
+                string: None,
+            },
+            Cursor::At { addr, .. } => Fetched::Unreadable {
+                at: crate::addr::RuntimeAddr(addr),
+            },
         })
         .collect()
 }
@@ -122,16 +150,20 @@ fn pointer_of(bytes: &[u8]) -> u64 {
 fn start(plan: &ValuePlan, regs: &libc::user_regs_struct) -> Cursor {
     match &plan.start {
         Start::OptimizedOut => Cursor::Done(Fetched::OptimizedOut),
-        Start::Const(bytes) => Cursor::Done(Fetched::Bytes { value: bytes.clone(), string: None }),
+        Start::Const(bytes) => Cursor::Done(Fetched::Bytes {
+            value: bytes.clone(),
+            string: None,
+        }),
         Start::Reg(r) => {
             let v = r.read(regs).to_le_bytes();
             let bytes = v[..(plan.size as usize).min(8)].to_vec();
             let string_at = plan.then_string.map(|_| r.read(regs));
             Cursor::Value { bytes, string_at }
         }
-        Start::Addr(AddrBase::RegOffset { reg, offset }) => {
-            Cursor::At { addr: reg.read(regs).wrapping_add(*offset as u64), next: 0 }
-        }
+        Start::Addr(AddrBase::RegOffset { reg, offset }) => Cursor::At {
+            addr: reg.read(regs).wrapping_add(*offset as u64),
+            next: 0,
+        },
         Start::Addr(AddrBase::Runtime(a)) => Cursor::At { addr: a.0, next: 0 },
     }
 }
@@ -169,7 +201,11 @@ mod tests {
             name: *const u8,
         }
         let name = b"alice\0";
-        let order = Order { id: 7, qty: 3, name: name.as_ptr() };
+        let order = Order {
+            id: 7,
+            qty: 3,
+            name: name.as_ptr(),
+        };
         let optr: *const Order = &order;
         let holder: u64 = optr as u64; // a "variable" holding the pointer
         // SAFETY: zeroed user_regs_struct is valid.
@@ -179,33 +215,72 @@ mod tests {
         let plans = vec![
             // o->qty with o at [rbp-16]
             ValuePlan {
-                start: Start::Addr(AddrBase::RegOffset { reg: Reg::Rbp, offset: -16 }),
+                start: Start::Addr(AddrBase::RegOffset {
+                    reg: Reg::Rbp,
+                    offset: -16,
+                }),
                 hops: vec![Hop::Deref, Hop::Offset(4)],
                 size: 4,
                 then_string: None,
             },
             // o->name as a C string, o in rdi
             ValuePlan {
-                start: Start::Addr(AddrBase::RegOffset { reg: Reg::Rdi, offset: 8 }),
+                start: Start::Addr(AddrBase::RegOffset {
+                    reg: Reg::Rdi,
+                    offset: 8,
+                }),
                 hops: vec![],
                 size: 8,
                 then_string: Some(256),
             },
             // a bad pointer
-            ValuePlan { start: Start::Addr(AddrBase::Runtime(crate::addr::RuntimeAddr(8))), hops: vec![], size: 4, then_string: None },
-            ValuePlan { start: Start::Reg(Reg::Rdi), hops: vec![], size: 8, then_string: None },
+            ValuePlan {
+                start: Start::Addr(AddrBase::Runtime(crate::addr::RuntimeAddr(8))),
+                hops: vec![],
+                size: 4,
+                then_string: None,
+            },
+            ValuePlan {
+                start: Start::Reg(Reg::Rdi),
+                hops: vec![],
+                size: 8,
+                then_string: None,
+            },
         ];
         let got = run(std::process::id() as i32, &regs, &plans);
-        assert_eq!(got[0], Fetched::Bytes { value: 3i32.to_le_bytes().to_vec(), string: None });
+        assert_eq!(
+            got[0],
+            Fetched::Bytes {
+                value: 3i32.to_le_bytes().to_vec(),
+                string: None
+            }
+        );
         match &got[1] {
-            Fetched::Bytes { value, string: Some(s) } => {
-                assert_eq!(u64::from_le_bytes(value[..8].try_into().unwrap()), name.as_ptr() as u64);
+            Fetched::Bytes {
+                value,
+                string: Some(s),
+            } => {
+                assert_eq!(
+                    u64::from_le_bytes(value[..8].try_into().unwrap()),
+                    name.as_ptr() as u64
+                );
                 assert_eq!(s.bytes, b"alice");
                 assert!(!s.truncated && !s.unreadable);
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(got[2], Fetched::Unreadable { at: crate::addr::RuntimeAddr(8) });
-        assert_eq!(got[3], Fetched::Bytes { value: (optr as u64).to_le_bytes().to_vec(), string: None });
+        assert_eq!(
+            got[2],
+            Fetched::Unreadable {
+                at: crate::addr::RuntimeAddr(8)
+            }
+        );
+        assert_eq!(
+            got[3],
+            Fetched::Bytes {
+                value: (optr as u64).to_le_bytes().to_vec(),
+                string: None
+            }
+        );
     }
 }

@@ -54,7 +54,9 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
     for user in users {
         match user {
             BpUser::Probe { probe, site } => {
-                let Some(p) = e.probes.get_mut(&probe) else { continue };
+                let Some(p) = e.probes.get_mut(&probe) else {
+                    continue;
+                };
                 if !p.active || p.max_hits.is_some_and(|max| p.hits >= max) {
                     continue; // another thread already took the last hit
                 }
@@ -106,7 +108,12 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
 
 /// Continues `tid`, stopped on the int3 at `addr`, through the out-of-line copy of the
 /// instruction there.
-pub(crate) fn resume_displaced(e: &mut Engine, tid: Tid, mut regs: libc::user_regs_struct, addr: u64) {
+pub(crate) fn resume_displaced(
+    e: &mut Engine,
+    tid: Tid,
+    mut regs: libc::user_regs_struct,
+    addr: u64,
+) {
     match e.ensure_slot(addr, tid, &regs) {
         Ok(slot) => regs.rip = slot.start,
         Err(why) if e.bps.contains_key(&addr) => {
@@ -115,9 +122,17 @@ pub(crate) fn resume_displaced(e: &mut Engine, tid: Tid, mut regs: libc::user_re
             let probes: Vec<ProbeId> = e.bps[&addr]
                 .users
                 .iter()
-                .filter_map(|u| if let BpUser::Probe { probe, .. } = u { Some(*probe) } else { None })
+                .filter_map(|u| {
+                    if let BpUser::Probe { probe, .. } = u {
+                        Some(*probe)
+                    } else {
+                        None
+                    }
+                })
                 .collect();
-            let _ = e.events.send(Event::Warning(format!("cannot run the instruction at {addr:#x} out of line: {why}")));
+            let _ = e.events.send(Event::Warning(format!(
+                "cannot run the instruction at {addr:#x} out of line: {why}"
+            )));
             for probe in probes {
                 e.end_probe(probe, ProbeEnd::Failed(why.clone()));
             }
@@ -135,7 +150,9 @@ pub(crate) fn resume_displaced(e: &mut Engine, tid: Tid, mut regs: libc::user_re
 /// At r_brk: true when the dynamic linker says its list of libraries is consistent again
 /// (r_state == RT_CONSISTENT), i.e. after a dlopen or dlclose finished mapping.
 fn link_map_consistent(e: &Engine, pid: i32) -> bool {
-    let Some(r_debug) = e.r_debug else { return false };
+    let Some(r_debug) = e.r_debug else {
+        return false;
+    };
     let mut state = [0u8; 4];
     // struct r_debug { int r_version; struct link_map *r_map; ElfW(Addr) r_brk; enum r_state; … }
     ptrace::mem::read(pid, r_debug + 24, &mut state).is_ok() && u32::from_le_bytes(state) == 0

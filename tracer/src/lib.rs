@@ -6,14 +6,14 @@ pub mod engine;
 mod fault;
 mod fetch;
 mod hit;
+pub mod location;
+pub mod modules;
 pub mod plan;
 pub mod procfs;
 pub mod ptrace;
 pub mod regs;
-pub mod template;
-pub mod location;
-pub mod modules;
 pub mod session;
+pub mod template;
 pub mod value;
 
 pub use engine::{DetachReport, Event, ExecPolicy, HitRecord, ProbeEnd, ProbeId};

@@ -31,7 +31,10 @@ pub fn modules_from_maps(pid: i32, maps: &[Mapping], main_exe: Option<&Path>) ->
     let mut out: Vec<Module> = Vec::new();
     for m in maps.iter().filter(|m| m.is_file()) {
         let path = m.file_path();
-        if let Some(existing) = out.iter_mut().find(|x| x.path == path && x.inode == m.inode) {
+        if let Some(existing) = out
+            .iter_mut()
+            .find(|x| x.path == path && x.inode == m.inode)
+        {
             if m.start < existing.start.0 {
                 existing.start = RuntimeAddr(m.start);
                 existing.first_offset = m.offset;
@@ -44,7 +47,11 @@ pub fn modules_from_maps(pid: i32, maps: &[Mapping], main_exe: Option<&Path>) ->
         } else {
             let root = PathBuf::from(format!("/proc/{pid}/root"));
             let through_root = root.join(path.strip_prefix("/").unwrap_or(&path));
-            if through_root.exists() { through_root } else { path.clone() }
+            if through_root.exists() {
+                through_root
+            } else {
+                path.clone()
+            }
         };
         out.push(Module {
             is_main: main_exe.is_some_and(|e| e == path),
@@ -65,7 +72,9 @@ pub fn modules_from_maps(pid: i32, maps: &[Mapping], main_exe: Option<&Path>) ->
 /// file offset says it should be.
 pub fn bias(module: &Module, segments: &[Segment]) -> Bias {
     const PAGE_MASK: u64 = !(mem::PAGE - 1);
-    let seg = segments.iter().find(|s| s.offset & PAGE_MASK == module.first_offset);
+    let seg = segments
+        .iter()
+        .find(|s| s.offset & PAGE_MASK == module.first_offset);
     match seg {
         Some(s) => Bias(module.start.0.wrapping_sub(s.vaddr & PAGE_MASK)),
         None => Bias(module.start.0.wrapping_sub(module.first_offset)),
@@ -79,7 +88,10 @@ pub fn dynamic_vaddr(path: &Path) -> Option<u64> {
     let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
     let endian = header.endian().ok()?;
     let phdrs = header.program_headers(endian, &*data).ok()?;
-    phdrs.iter().find(|p| p.p_type(endian) == object::elf::PT_DYNAMIC).map(|p| p.p_vaddr(endian))
+    phdrs
+        .iter()
+        .find(|p| p.p_type(endian) == object::elf::PT_DYNAMIC)
+        .map(|p| p.p_vaddr(endian))
 }
 
 /// Where the dynamic linker's `r_debug` is, read from DT_DEBUG in the executable's dynamic
@@ -113,7 +125,13 @@ mod tests {
 
     #[test]
     fn bias_of_pie_and_non_pie() {
-        let seg = |vaddr, offset| Segment { vaddr, offset, filesz: 0x1000, memsz: 0x1000, executable: false };
+        let seg = |vaddr, offset| Segment {
+            vaddr,
+            offset,
+            filesz: 0x1000,
+            memsz: 0x1000,
+            executable: false,
+        };
         let pie = Module {
             path: "/x".into(),
             read_path: "/x".into(),
@@ -123,8 +141,17 @@ mod tests {
             first_offset: 0,
             is_main: true,
         };
-        assert_eq!(bias(&pie, &[seg(0, 0), seg(0x1000, 0x1000)]), Bias(0x5555_5555_4000));
-        let exec = Module { start: RuntimeAddr(0x40_0000), ..pie };
-        assert_eq!(bias(&exec, &[seg(0x40_0000, 0), seg(0x40_1000, 0x1000)]), Bias(0));
+        assert_eq!(
+            bias(&pie, &[seg(0, 0), seg(0x1000, 0x1000)]),
+            Bias(0x5555_5555_4000)
+        );
+        let exec = Module {
+            start: RuntimeAddr(0x40_0000),
+            ..pie
+        };
+        assert_eq!(
+            bias(&exec, &[seg(0x40_0000, 0), seg(0x40_1000, 0x1000)]),
+            Bias(0)
+        );
     }
 }

@@ -61,7 +61,10 @@ pub struct ValuePlan {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fetched {
     /// The value's bytes, and the bytes of the C string it points to when the plan asked.
-    Bytes { value: Vec<u8>, string: Option<StringBytes> },
+    Bytes {
+        value: Vec<u8>,
+        string: Option<StringBytes>,
+    },
     /// Memory on the path could not be read (bad pointer, unmapped page).
     Unreadable { at: RuntimeAddr },
     /// DWARF says the value does not exist at this pc.
@@ -83,21 +86,43 @@ pub struct StringBytes {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TypeDesc {
     /// An integer of `size` bytes (`name` as the source spells it, typedefs resolved).
-    Int { name: String, size: u32, signed: bool },
+    Int {
+        name: String,
+        size: u32,
+        signed: bool,
+    },
     /// A character type: shown as the number and the character.
-    Char { name: String, size: u32, signed: bool },
+    Char {
+        name: String,
+        size: u32,
+        signed: bool,
+    },
     /// C `_Bool` / C++ `bool` / Rust `bool`.
     Bool,
     /// A 4- or 8-byte IEEE float.
     Float { name: String, size: u32 },
     /// An enumeration: shown by enumerator name when the value matches one.
-    Enum { name: String, size: u32, signed: bool, enumerators: Vec<(i64, String)> },
+    Enum {
+        name: String,
+        size: u32,
+        signed: bool,
+        enumerators: Vec<(i64, String)>,
+    },
     /// A pointer. `cstring` is true for `char *` (and signed/unsigned/const variants).
     Pointer { name: String, cstring: bool },
     /// A struct, class or union with its members (one level; nested aggregates summarised).
-    Struct { name: String, size: u32, members: Vec<Member> },
+    Struct {
+        name: String,
+        size: u32,
+        members: Vec<Member>,
+    },
     /// A fixed-size array of `count` elements.
-    Array { name: String, element: Box<TypeDesc>, element_size: u32, count: u32 },
+    Array {
+        name: String,
+        element: Box<TypeDesc>,
+        element_size: u32,
+        count: u32,
+    },
     /// Something this first cut does not render yet; shown by name and size.
     Opaque { name: String, size: u32 },
 }
@@ -129,7 +154,10 @@ pub enum Value {
     /// An enumerator, by name when one matches.
     Enum { value: i64, name: Option<String> },
     /// A pointer, with the C string it points to when it is one.
-    Pointer { addr: u64, string: Option<Box<Value>> },
+    Pointer {
+        addr: u64,
+        string: Option<Box<Value>>,
+    },
     /// Text (a C string's contents).
     Str { text: String, truncated: bool },
     /// A struct's members.

@@ -11,8 +11,8 @@
 use crate::addr::RuntimeAddr;
 use crate::debuginfo::{DebugSearch, ModuleSymbols, Site, SymbolError};
 use crate::engine::{
-    AttachInfo, DetachReport, EngineError, EngineHandle, EngineStats, Event, ExecPolicy, HitRecord, Launch, PlantRequest,
-    PlantSite, ProbeId,
+    AttachInfo, DetachReport, EngineError, EngineHandle, EngineStats, Event, ExecPolicy, HitRecord,
+    Launch, PlantRequest, PlantSite, ProbeId,
 };
 use crate::location::{LocationError, LocationSpec, module_matches};
 use crate::modules::{self, Module};
@@ -35,7 +35,10 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { debug: DebugSearch::default(), exec_policy: ExecPolicy::Detach }
+        SessionOptions {
+            debug: DebugSearch::default(),
+            exec_policy: ExecPolicy::Detach,
+        }
     }
 }
 
@@ -84,9 +87,18 @@ pub enum ProbeError {
     #[error(transparent)]
     Symbol(#[from] SymbolError),
     #[error("cannot plant '{location}': {source}")]
-    Engine { location: String, source: EngineError },
-    #[error("no module named '{name}' is loaded in process {pid}, and it does not look like a shared library that could be loaded later. Loaded modules: {loaded}")]
-    NoSuchModule { name: String, pid: i32, loaded: String },
+    Engine {
+        location: String,
+        source: EngineError,
+    },
+    #[error(
+        "no module named '{name}' is loaded in process {pid}, and it does not look like a shared library that could be loaded later. Loaded modules: {loaded}"
+    )]
+    NoSuchModule {
+        name: String,
+        pid: i32,
+        loaded: String,
+    },
 }
 
 /// Why a session could not start.
@@ -150,7 +162,8 @@ pub struct Session {
 impl Session {
     /// Attaches to a running process (PTRACE_SEIZE: no thread stops).
     pub fn attach(pid: i32, options: SessionOptions) -> Result<Session, SessionError> {
-        let (engine, info, engine_events) = EngineHandle::start(Launch::Attach { pid }, options.exec_policy)?;
+        let (engine, info, engine_events) =
+            EngineHandle::start(Launch::Attach { pid }, options.exec_policy)?;
         let mut session = Session::new(engine, info, options);
         session.watch_link_map();
         session.start_router(engine_events);
@@ -159,8 +172,15 @@ impl Session {
 
     /// Starts a program under scry. It is held at its entry point (libraries loaded, no code
     /// of the program run) until [`Session::resume`], so probes can be set first.
-    pub fn spawn(program: &Path, args: &[String], options: SessionOptions) -> Result<Session, SessionError> {
-        let launch = Launch::Spawn { program: program.to_path_buf(), args: args.to_vec() };
+    pub fn spawn(
+        program: &Path,
+        args: &[String],
+        options: SessionOptions,
+    ) -> Result<Session, SessionError> {
+        let launch = Launch::Spawn {
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+        };
         let (engine, info, engine_events) = EngineHandle::start(launch, options.exec_policy)?;
         let mut session = Session::new(engine, info, options);
         // Wait for the entry point.
@@ -177,7 +197,12 @@ impl Session {
                     )));
                 }
                 Ok(_) => {}
-                Err(_) => return Err(SessionError::Other(format!("{} did not reach its entry point", program.display()))),
+                Err(_) => {
+                    return Err(SessionError::Other(format!(
+                        "{} did not reach its entry point",
+                        program.display()
+                    )));
+                }
             }
         }
         session.refresh_modules();
@@ -188,12 +213,36 @@ impl Session {
 
     fn new(engine: EngineHandle, info: AttachInfo, options: SessionOptions) -> Session {
         let pid = info.pid;
-        let main_exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| {
-            PathBuf::from(p.to_string_lossy().trim_end_matches(" (deleted)").to_string())
+        let main_exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| {
+                PathBuf::from(
+                    p.to_string_lossy()
+                        .trim_end_matches(" (deleted)")
+                        .to_string(),
+                )
+            });
+        let state = State {
+            modules: Vec::new(),
+            symbols: HashMap::new(),
+            probes: HashMap::new(),
+            next_id: 1,
+            link_map_watched: false,
+        };
+        let shared = Arc::new(Shared {
+            pid,
+            main_exe,
+            options,
+            engine,
+            state: Mutex::new(state),
         });
-        let state = State { modules: Vec::new(), symbols: HashMap::new(), probes: HashMap::new(), next_id: 1, link_map_watched: false };
-        let shared = Arc::new(Shared { pid, main_exe, options, engine, state: Mutex::new(state) });
-        let session = Session { shared, events: mpsc::channel().1, router: None, info, held: None };
+        let session = Session {
+            shared,
+            events: mpsc::channel().1,
+            router: None,
+            info,
+            held: None,
+        };
         session.refresh_modules();
         session
     }
@@ -266,18 +315,32 @@ impl Session {
             Resolution::Pending(module) => {
                 entry.pending = Some(module);
                 state.probes.insert(id, entry);
-                Ok(ProbeInfo { id, location: spec.location.clone(), sites: Vec::new(), pending: true })
+                Ok(ProbeInfo {
+                    id,
+                    location: spec.location.clone(),
+                    sites: Vec::new(),
+                    pending: true,
+                })
             }
             Resolution::Sites(sites) => {
                 let req = lower(shared, &mut state, id, &mut entry, sites)?;
-                let planted: Vec<ResolvedSite> = entry.sites.iter().map(|(s, _)| s.clone()).collect();
+                let planted: Vec<ResolvedSite> =
+                    entry.sites.iter().map(|(s, _)| s.clone()).collect();
                 state.probes.insert(id, entry);
                 drop(state);
                 if let Err(e) = shared.engine.plant(req) {
                     shared.state.lock().unwrap().probes.remove(&id);
-                    return Err(ProbeError::Engine { location: spec.location.clone(), source: e });
+                    return Err(ProbeError::Engine {
+                        location: spec.location.clone(),
+                        source: e,
+                    });
                 }
-                Ok(ProbeInfo { id, location: spec.location.clone(), sites: planted, pending: false })
+                Ok(ProbeInfo {
+                    id,
+                    location: spec.location.clone(),
+                    sites: planted,
+                    pending: false,
+                })
             }
         }
     }
@@ -292,7 +355,12 @@ impl Session {
     pub fn render(&self, hit: &HitRecord) -> RenderedHit {
         let state = self.shared.state.lock().unwrap();
         let Some(probe) = state.probes.get(&hit.probe) else {
-            return RenderedHit { location: "?".into(), function: "?".into(), message: String::new(), values: Vec::new() };
+            return RenderedHit {
+                location: "?".into(),
+                function: "?".into(),
+                message: String::new(),
+                values: Vec::new(),
+            };
         };
         let (site, types) = match probe.sites.get(hit.site as usize) {
             Some((s, t)) => (Some(s), t.as_slice()),
@@ -323,12 +391,23 @@ impl Session {
             Some(s) => (probe.text.clone(), s.site.function.clone()),
             None => (probe.text.clone(), String::new()),
         };
-        RenderedHit { location, function, message, values }
+        RenderedHit {
+            location,
+            function,
+            message,
+            values,
+        }
     }
 
     /// The location text a probe was set with.
     pub fn probe_location(&self, id: ProbeId) -> Option<String> {
-        self.shared.state.lock().unwrap().probes.get(&id).map(|p| p.text.clone())
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .probes
+            .get(&id)
+            .map(|p| p.text.clone())
     }
 
     /// Removes every probe and detaches from every thread; the target runs on as if scry had
@@ -351,10 +430,22 @@ fn refresh_modules(shared: &Shared) -> (Vec<Module>, Vec<Module>) {
     let maps = crate::procfs::read_maps(shared.pid).unwrap_or_default();
     let fresh = modules::modules_from_maps(shared.pid, &maps, shared.main_exe.as_deref());
     let mut state = shared.state.lock().unwrap();
-    let added: Vec<Module> =
-        fresh.iter().filter(|m| !state.modules.iter().any(|o| o.path == m.path && o.start == m.start)).cloned().collect();
-    let removed: Vec<Module> =
-        state.modules.iter().filter(|o| !fresh.iter().any(|m| o.path == m.path && o.start == m.start)).cloned().collect();
+    let added: Vec<Module> = fresh
+        .iter()
+        .filter(|m| {
+            !state
+                .modules
+                .iter()
+                .any(|o| o.path == m.path && o.start == m.start)
+        })
+        .cloned()
+        .collect();
+    let removed: Vec<Module> = state
+        .modules
+        .iter()
+        .filter(|o| !fresh.iter().any(|m| o.path == m.path && o.start == m.start))
+        .cloned()
+        .collect();
     state.modules = fresh;
     (added, removed)
 }
@@ -368,12 +459,20 @@ fn watch_link_map(shared: &Shared) {
         state.modules.iter().find(|m| m.is_main).cloned()
     };
     let Some(main) = main else { return };
-    let Some(dynamic) = modules::dynamic_vaddr(&main.read_path) else { return }; // static: no dlopen
-    let Ok(symbols) = symbols_for(shared, &main) else { return };
+    let Some(dynamic) = modules::dynamic_vaddr(&main.read_path) else {
+        return;
+    }; // static: no dlopen
+    let Ok(symbols) = symbols_for(shared, &main) else {
+        return;
+    };
     let bias = modules::bias(&main, symbols.segments());
     let dynamic = crate::addr::FileAddr(dynamic).to_runtime(bias);
-    let Some(r_debug) = modules::find_r_debug(shared.pid, dynamic) else { return };
-    let Some(r_brk) = modules::read_r_brk(shared.pid, r_debug) else { return };
+    let Some(r_debug) = modules::find_r_debug(shared.pid, dynamic) else {
+        return;
+    };
+    let Some(r_brk) = modules::read_r_brk(shared.pid, r_debug) else {
+        return;
+    };
     if shared.engine.watch_link_map(r_debug, r_brk).is_ok() {
         shared.state.lock().unwrap().link_map_watched = true;
     }
@@ -383,22 +482,41 @@ fn symbols_for(shared: &Shared, module: &Module) -> Result<Arc<ModuleSymbols>, S
     if let Some(s) = shared.state.lock().unwrap().symbols.get(&module.path) {
         return Ok(s.clone());
     }
-    let loaded = Arc::new(ModuleSymbols::load(&module.read_path, &shared.options.debug)?);
-    shared.state.lock().unwrap().symbols.insert(module.path.clone(), loaded.clone());
+    let loaded = Arc::new(ModuleSymbols::load(
+        &module.read_path,
+        &shared.options.debug,
+    )?);
+    shared
+        .state
+        .lock()
+        .unwrap()
+        .symbols
+        .insert(module.path.clone(), loaded.clone());
     Ok(loaded)
 }
 
 /// Symbols while the state lock is held (loading happens under the lock; it is rare).
-fn symbols_locked(shared: &Shared, state: &mut State, module: &Module) -> Result<Arc<ModuleSymbols>, SymbolError> {
+fn symbols_locked(
+    shared: &Shared,
+    state: &mut State,
+    module: &Module,
+) -> Result<Arc<ModuleSymbols>, SymbolError> {
     if let Some(s) = state.symbols.get(&module.path) {
         return Ok(s.clone());
     }
-    let loaded = Arc::new(ModuleSymbols::load(&module.read_path, &shared.options.debug)?);
+    let loaded = Arc::new(ModuleSymbols::load(
+        &module.read_path,
+        &shared.options.debug,
+    )?);
     state.symbols.insert(module.path.clone(), loaded.clone());
     Ok(loaded)
 }
 
-fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Resolution, ProbeError> {
+fn resolve(
+    shared: &Shared,
+    state: &mut State,
+    loc: &LocationSpec,
+) -> Result<Resolution, ProbeError> {
     let candidates: Vec<(usize, Module)> = match loc.module() {
         Some(name) => {
             let found: Vec<(usize, Module)> = state
@@ -415,13 +533,27 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
                 let loaded: Vec<String> = state
                     .modules
                     .iter()
-                    .map(|m| m.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default())
+                    .map(|m| {
+                        m.path
+                            .file_name()
+                            .map(|f| f.to_string_lossy().to_string())
+                            .unwrap_or_default()
+                    })
                     .collect();
-                return Err(ProbeError::NoSuchModule { name: name.into(), pid: shared.pid, loaded: loaded.join(", ") });
+                return Err(ProbeError::NoSuchModule {
+                    name: name.into(),
+                    pid: shared.pid,
+                    loaded: loaded.join(", "),
+                });
             }
             found
         }
-        None => state.modules.iter().enumerate().map(|(i, m)| (i, m.clone())).collect(),
+        None => state
+            .modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m.clone()))
+            .collect(),
     };
     let mut sites = Vec::new();
     // The main executable's error is the one to show, unless it only says "not here" and a
@@ -436,7 +568,11 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
         if loc.module().is_none() && !sites.is_empty() {
             break;
         }
-        let slot = if module.is_main || loc.module().is_some() { &mut main_error } else { &mut lib_error };
+        let slot = if module.is_main || loc.module().is_some() {
+            &mut main_error
+        } else {
+            &mut lib_error
+        };
         let symbols = match symbols_locked(shared, state, module) {
             Ok(s) => s,
             Err(e) => {
@@ -458,11 +594,14 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
         match result {
             Ok(found) => sites.extend(found.into_iter().map(|s| (*idx, s))),
             Err(e) => {
-                let keep = match (&slot, &e) {
-                    (None, _) => true,
-                    (Some(SymbolError::UnknownFile { .. }), SymbolError::NoCodeAtLine { .. }) => true,
-                    _ => false,
-                };
+                let keep = matches!(
+                    (&slot, &e),
+                    (None, _)
+                        | (
+                            Some(SymbolError::UnknownFile { .. }),
+                            SymbolError::NoCodeAtLine { .. }
+                        )
+                );
                 if keep {
                     *slot = Some(e);
                 }
@@ -471,24 +610,45 @@ fn resolve(shared: &Shared, state: &mut State, loc: &LocationSpec) -> Result<Res
     }
     if sites.is_empty() {
         let not_here = |e: &Option<SymbolError>| {
-            matches!(e, None | Some(SymbolError::UnknownFile { .. }) | Some(SymbolError::UnknownFunction { .. }))
+            matches!(
+                e,
+                None | Some(SymbolError::UnknownFile { .. })
+                    | Some(SymbolError::UnknownFunction { .. })
+            )
         };
-        let chosen = if not_here(&main_error) && matches!(lib_error, Some(SymbolError::NoCodeAtLine { .. })) {
+        let chosen = if not_here(&main_error)
+            && matches!(lib_error, Some(SymbolError::NoCodeAtLine { .. }))
+        {
             lib_error
         } else {
             main_error.or(lib_error)
         };
         return Err(match chosen {
             Some(e) => e.into(),
-            None => SymbolError::UnknownFunction { name: loc.to_string(), binary: PathBuf::from("any loaded module"), hint: String::new() }.into(),
+            None => SymbolError::UnknownFunction {
+                name: loc.to_string(),
+                binary: PathBuf::from("any loaded module"),
+                hint: String::new(),
+            }
+            .into(),
         });
     }
     Ok(Resolution::Sites(sites))
 }
 
 /// Lowers resolved sites into a plant request, compiling every hole at every site.
-fn lower(shared: &Shared, state: &mut State, id: ProbeId, entry: &mut ProbeEntry, sites: Vec<(usize, Site)>) -> Result<PlantRequest, ProbeError> {
-    let mut req = PlantRequest { probe: id, sites: Vec::new(), max_hits: entry.max_hits };
+fn lower(
+    shared: &Shared,
+    state: &mut State,
+    id: ProbeId,
+    entry: &mut ProbeEntry,
+    sites: Vec<(usize, Site)>,
+) -> Result<PlantRequest, ProbeError> {
+    let mut req = PlantRequest {
+        probe: id,
+        sites: Vec::new(),
+        max_hits: entry.max_hits,
+    };
     for (idx, site) in sites {
         let module = state.modules[idx].clone();
         let symbols = symbols_locked(shared, state, &module)?;
@@ -501,8 +661,19 @@ fn lower(shared: &Shared, state: &mut State, id: ProbeId, entry: &mut ProbeEntry
             plans.push(plan);
             types.push(ty);
         }
-        req.sites.push(PlantSite { addr, near: module.start, plans });
-        entry.sites.push((ResolvedSite { addr, module: module.path.clone(), site }, types));
+        req.sites.push(PlantSite {
+            addr,
+            near: module.start,
+            plans,
+        });
+        entry.sites.push((
+            ResolvedSite {
+                addr,
+                module: module.path.clone(),
+                site,
+            },
+            types,
+        ));
     }
     Ok(req)
 }
@@ -541,14 +712,20 @@ fn on_modules_changed(shared: &Shared, out: &Sender<Event>) {
         .probes
         .iter()
         .filter(|(_, p)| {
-            p.pending.as_deref().is_some_and(|name| added.iter().any(|m| module_matches(&m.path.to_string_lossy(), name)))
+            p.pending.as_deref().is_some_and(|name| {
+                added
+                    .iter()
+                    .any(|m| module_matches(&m.path.to_string_lossy(), name))
+            })
         })
         .map(|(id, _)| *id)
         .collect();
     for id in pending {
         let mut entry = state.probes.remove(&id).unwrap();
         let result = match resolve(shared, &mut state, &entry.spec) {
-            Ok(Resolution::Sites(sites)) => lower(shared, &mut state, id, &mut entry, sites).map_err(|e| e.to_string()),
+            Ok(Resolution::Sites(sites)) => {
+                lower(shared, &mut state, id, &mut entry, sites).map_err(|e| e.to_string())
+            }
             Ok(Resolution::Pending(_)) => {
                 state.probes.insert(id, entry);
                 continue;
@@ -562,15 +739,24 @@ fn on_modules_changed(shared: &Shared, out: &Sender<Event>) {
                 state.probes.insert(id, entry);
                 match shared.engine.plant(req) {
                     Ok(_) => {
-                        let _ = out.send(Event::ProbePlanted { probe: id, sites: n, module });
+                        let _ = out.send(Event::ProbePlanted {
+                            probe: id,
+                            sites: n,
+                            module,
+                        });
                     }
                     Err(e) => {
-                        let _ = out.send(Event::Warning(format!("probe {id}: planting in {module} failed: {e}")));
+                        let _ = out.send(Event::Warning(format!(
+                            "probe {id}: planting in {module} failed: {e}"
+                        )));
                     }
                 }
             }
             Err(e) => {
-                let _ = out.send(Event::Warning(format!("probe {id} ({}): {module} loaded, but: {e}", entry.text)));
+                let _ = out.send(Event::Warning(format!(
+                    "probe {id} ({}): {module} loaded, but: {e}",
+                    entry.text
+                )));
             }
         }
     }

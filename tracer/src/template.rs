@@ -100,7 +100,11 @@ impl Template {
                     i += 2;
                 }
                 '}' => {
-                    return Err(TemplateError::new(text, i, "unmatched '}': write '}}' for a literal brace"));
+                    return Err(TemplateError::new(
+                        text,
+                        i,
+                        "unmatched '}': write '}}' for a literal brace",
+                    ));
                 }
                 '{' => {
                     let close = chars[i + 1..]
@@ -111,7 +115,8 @@ impl Template {
                             TemplateError::new(text, i, "unclosed '{': close the value with '}', or write '{{' for a literal brace")
                         })?;
                     let inner: String = chars[i + 1..close].iter().collect();
-                    let path = parse_path(&inner).map_err(|(col, msg)| TemplateError::new(text, i + 1 + col, msg))?;
+                    let path = parse_path(&inner)
+                        .map_err(|(col, msg)| TemplateError::new(text, i + 1 + col, msg))?;
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
@@ -177,7 +182,10 @@ pub fn parse_path(inner: &str) -> Result<ValuePath, (usize, String)> {
     let root = if chars.get(i) == Some(&'$') {
         let at = i;
         i += 1;
-        let name = ident(&mut i).ok_or((at, "expected a register name after '$', e.g. $rdi".to_string()))?;
+        let name = ident(&mut i).ok_or((
+            at,
+            "expected a register name after '$', e.g. $rdi".to_string(),
+        ))?;
         let reg = Reg::from_name(&name).ok_or((
             at,
             format!("unknown register ${name}: use one of $rax $rbx $rcx $rdx $rsi $rdi $rbp $rsp $r8..$r15 $rip $fs_base"),
@@ -188,7 +196,8 @@ pub fn parse_path(inner: &str) -> Result<ValuePath, (usize, String)> {
         let name = ident(&mut i).ok_or((
             at,
             if inner.trim().is_empty() {
-                "empty '{}': name a variable, e.g. {count}, or write '{{' for a literal brace".to_string()
+                "empty '{}': name a variable, e.g. {count}, or write '{{' for a literal brace"
+                    .to_string()
             } else {
                 "expected a variable name or a register ($rdi)".to_string()
             },
@@ -238,7 +247,12 @@ pub fn parse_path(inner: &str) -> Result<ValuePath, (usize, String)> {
             ));
         }
     }
-    Ok(ValuePath { root, steps, deref, text: inner.trim().to_string() })
+    Ok(ValuePath {
+        root,
+        steps,
+        deref,
+        text: inner.trim().to_string(),
+    })
 }
 
 impl fmt::Display for ValuePath {

@@ -21,7 +21,11 @@ pub fn type_size(ty: &TypeDesc) -> usize {
         | TypeDesc::Opaque { size, .. } => *size as usize,
         TypeDesc::Bool => 1,
         TypeDesc::Pointer { .. } => 8,
-        TypeDesc::Array { element_size, count, .. } => *element_size as usize * *count as usize,
+        TypeDesc::Array {
+            element_size,
+            count,
+            ..
+        } => *element_size as usize * *count as usize,
     }
 }
 
@@ -56,8 +60,17 @@ fn le_i64(bytes: &[u8], size: usize) -> i64 {
 /// Renders `bytes` as `ty`; `string` is the C string a `char *` points to, when fetched.
 fn render_bytes(ty: &TypeDesc, bytes: &[u8], string: Option<&StringBytes>) -> Value {
     let size = type_size(ty);
-    if bytes.len() < size.clamp(1, 8) && !matches!(ty, TypeDesc::Opaque { .. } | TypeDesc::Struct { .. } | TypeDesc::Array { .. }) {
-        return Value::Opaque(format!("{} (only {} of {size} bytes)", type_name(ty), bytes.len()));
+    if bytes.len() < size.clamp(1, 8)
+        && !matches!(
+            ty,
+            TypeDesc::Opaque { .. } | TypeDesc::Struct { .. } | TypeDesc::Array { .. }
+        )
+    {
+        return Value::Opaque(format!(
+            "{} (only {} of {size} bytes)",
+            type_name(ty),
+            bytes.len()
+        ));
     }
     match ty {
         TypeDesc::Int { name, size, signed } => {
@@ -71,18 +84,38 @@ fn render_bytes(ty: &TypeDesc, bytes: &[u8], string: Option<&StringBytes>) -> Va
         }
         TypeDesc::Char { size, signed, .. } => {
             let size = *size as usize;
-            Value::Char(if *signed { le_i64(bytes, size) } else { le_u64(&bytes[..size.min(8)]) as i64 })
+            Value::Char(if *signed {
+                le_i64(bytes, size)
+            } else {
+                le_u64(&bytes[..size.min(8)]) as i64
+            })
         }
         TypeDesc::Bool => Value::Bool(bytes.iter().take(size.max(1)).any(|b| *b != 0)),
         TypeDesc::Float { size, name } => match size {
-            4 => Value::Float(f64::from(f32::from_le_bytes(bytes[..4].try_into().expect("length checked")))),
-            8 => Value::Float(f64::from_le_bytes(bytes[..8].try_into().expect("length checked"))),
+            4 => Value::Float(f64::from(f32::from_le_bytes(
+                bytes[..4].try_into().expect("length checked"),
+            ))),
+            8 => Value::Float(f64::from_le_bytes(
+                bytes[..8].try_into().expect("length checked"),
+            )),
             _ => Value::Opaque(name.clone()),
         },
-        TypeDesc::Enum { size, signed, enumerators, .. } => {
+        TypeDesc::Enum {
+            size,
+            signed,
+            enumerators,
+            ..
+        } => {
             let size = *size as usize;
-            let value = if *signed { le_i64(bytes, size) } else { le_u64(&bytes[..size.min(8)]) as i64 };
-            let name = enumerators.iter().find(|(v, _)| *v == value).map(|(_, n)| n.clone());
+            let value = if *signed {
+                le_i64(bytes, size)
+            } else {
+                le_u64(&bytes[..size.min(8)]) as i64
+            };
+            let name = enumerators
+                .iter()
+                .find(|(v, _)| *v == value)
+                .map(|(_, n)| n.clone());
             Value::Enum { value, name }
         }
         TypeDesc::Pointer { .. } => {
@@ -91,7 +124,10 @@ fn render_bytes(ty: &TypeDesc, bytes: &[u8], string: Option<&StringBytes>) -> Va
                 Box::new(if s.unreadable {
                     Value::Unreadable(addr)
                 } else {
-                    Value::Str { text: String::from_utf8_lossy(&s.bytes).into_owned(), truncated: s.truncated }
+                    Value::Str {
+                        text: String::from_utf8_lossy(&s.bytes).into_owned(),
+                        truncated: s.truncated,
+                    }
                 })
             });
             Value::Pointer { addr, string }
@@ -104,13 +140,21 @@ fn render_bytes(ty: &TypeDesc, bytes: &[u8], string: Option<&StringBytes>) -> Va
                     let end = start + type_size(&m.ty);
                     let v = match bytes.get(start..end) {
                         Some(b) => render_bytes(&m.ty, b, None),
-                        None => Value::Opaque(format!("{} (beyond the fetched bytes)", type_name(&m.ty))),
+                        None => Value::Opaque(format!(
+                            "{} (beyond the fetched bytes)",
+                            type_name(&m.ty)
+                        )),
                     };
                     (m.name.clone(), v)
                 })
                 .collect(),
         ),
-        TypeDesc::Array { element, element_size, count, .. } => {
+        TypeDesc::Array {
+            element,
+            element_size,
+            count,
+            ..
+        } => {
             let es = *element_size as usize;
             let count = *count as usize;
             // A char array is text in C: show it as a string up to its NUL, like gdb.
@@ -120,7 +164,10 @@ fn render_bytes(ty: &TypeDesc, bytes: &[u8], string: Option<&StringBytes>) -> Va
                     Some(nul) => (&avail[..nul], false),
                     None => (avail, true),
                 };
-                return Value::Str { text: String::from_utf8_lossy(text).into_owned(), truncated };
+                return Value::Str {
+                    text: String::from_utf8_lossy(text).into_owned(),
+                    truncated,
+                };
             }
             if es == 0 {
                 return Value::Array(Vec::new());
@@ -279,36 +326,80 @@ mod tests {
     use crate::plan::Member;
 
     fn bytes(value: Vec<u8>) -> Fetched {
-        Fetched::Bytes { value, string: None }
+        Fetched::Bytes {
+            value,
+            string: None,
+        }
     }
 
     fn int(name: &str, size: u32, signed: bool) -> TypeDesc {
-        TypeDesc::Int { name: name.into(), size, signed }
+        TypeDesc::Int {
+            name: name.into(),
+            size,
+            signed,
+        }
     }
 
     #[test]
     fn integers_by_size_and_sign() {
-        assert_eq!(render(&int("int", 4, true), &bytes(vec![0xff, 0xff, 0xff, 0xff])), Value::Int(-1));
-        assert_eq!(render(&int("unsigned int", 4, false), &bytes(vec![0xff, 0xff, 0xff, 0xff])), Value::Uint(4294967295));
-        assert_eq!(render(&int("short", 2, true), &bytes(vec![0x00, 0x80])), Value::Int(-32768));
-        assert_eq!(render(&int("long", 8, true), &bytes(42i64.to_le_bytes().to_vec())), Value::Int(42));
+        assert_eq!(
+            render(&int("int", 4, true), &bytes(vec![0xff, 0xff, 0xff, 0xff])),
+            Value::Int(-1)
+        );
+        assert_eq!(
+            render(
+                &int("unsigned int", 4, false),
+                &bytes(vec![0xff, 0xff, 0xff, 0xff])
+            ),
+            Value::Uint(4294967295)
+        );
+        assert_eq!(
+            render(&int("short", 2, true), &bytes(vec![0x00, 0x80])),
+            Value::Int(-32768)
+        );
+        assert_eq!(
+            render(&int("long", 8, true), &bytes(42i64.to_le_bytes().to_vec())),
+            Value::Int(42)
+        );
         // A register start hands over 8 bytes; only the type's size counts.
-        assert_eq!(render(&int("int", 4, true), &bytes(vec![7, 0, 0, 0, 0xaa, 0xbb, 0xcc, 0xdd])), Value::Int(7));
+        assert_eq!(
+            render(
+                &int("int", 4, true),
+                &bytes(vec![7, 0, 0, 0, 0xaa, 0xbb, 0xcc, 0xdd])
+            ),
+            Value::Int(7)
+        );
         assert_eq!(display(&Value::Int(-1)), "-1");
         assert_eq!(display(&Value::Uint(4294967295)), "4294967295");
     }
 
     #[test]
     fn floats_bools_chars() {
-        let f = TypeDesc::Float { name: "double".into(), size: 8 };
-        assert_eq!(render(&f, &bytes(2.5f64.to_le_bytes().to_vec())), Value::Float(2.5));
-        let f4 = TypeDesc::Float { name: "float".into(), size: 4 };
-        assert_eq!(render(&f4, &bytes(0.5f32.to_le_bytes().to_vec())), Value::Float(0.5));
+        let f = TypeDesc::Float {
+            name: "double".into(),
+            size: 8,
+        };
+        assert_eq!(
+            render(&f, &bytes(2.5f64.to_le_bytes().to_vec())),
+            Value::Float(2.5)
+        );
+        let f4 = TypeDesc::Float {
+            name: "float".into(),
+            size: 4,
+        };
+        assert_eq!(
+            render(&f4, &bytes(0.5f32.to_le_bytes().to_vec())),
+            Value::Float(0.5)
+        );
         assert_eq!(display(&Value::Float(2.5)), "2.5");
         assert_eq!(display(&Value::Float(3.0)), "3");
         assert_eq!(render(&TypeDesc::Bool, &bytes(vec![1])), Value::Bool(true));
         assert_eq!(display(&Value::Bool(false)), "false");
-        let c = TypeDesc::Char { name: "char".into(), size: 1, signed: true };
+        let c = TypeDesc::Char {
+            name: "char".into(),
+            size: 1,
+            signed: true,
+        };
         assert_eq!(render(&c, &bytes(vec![b'a'])), Value::Char(97));
         assert_eq!(display(&Value::Char(97)), "97 'a'");
         assert_eq!(render(&c, &bytes(vec![0xff])), Value::Char(-1));
@@ -327,7 +418,13 @@ mod tests {
             enumerators: vec![(0, "RED".into()), (5, "GREEN".into())],
         };
         let v = render(&e, &bytes(vec![5, 0, 0, 0]));
-        assert_eq!(v, Value::Enum { value: 5, name: Some("GREEN".into()) });
+        assert_eq!(
+            v,
+            Value::Enum {
+                value: 5,
+                name: Some("GREEN".into())
+            }
+        );
         assert_eq!(display(&v), "GREEN");
         let v = render(&e, &bytes(vec![9, 0, 0, 0]));
         assert_eq!(display(&v), "9");
@@ -335,32 +432,66 @@ mod tests {
 
     #[test]
     fn pointers_and_c_strings() {
-        let p = TypeDesc::Pointer { name: "const char *".into(), cstring: true };
+        let p = TypeDesc::Pointer {
+            name: "const char *".into(),
+            cstring: true,
+        };
         let addr = 0x5555_5555_6004u64;
         let fetched = Fetched::Bytes {
             value: addr.to_le_bytes().to_vec(),
-            string: Some(StringBytes { bytes: b"alice".to_vec(), truncated: false, unreadable: false }),
+            string: Some(StringBytes {
+                bytes: b"alice".to_vec(),
+                truncated: false,
+                unreadable: false,
+            }),
         };
         let v = render(&p, &fetched);
         assert_eq!(display(&v), "0x555555556004 \"alice\"");
         let fetched = Fetched::Bytes {
             value: addr.to_le_bytes().to_vec(),
-            string: Some(StringBytes { bytes: b"say \"hi\"\n".to_vec(), truncated: true, unreadable: false }),
+            string: Some(StringBytes {
+                bytes: b"say \"hi\"\n".to_vec(),
+                truncated: true,
+                unreadable: false,
+            }),
         };
-        assert_eq!(display(&render(&p, &fetched)), "0x555555556004 \"say \\\"hi\\\"\\n\"...");
+        assert_eq!(
+            display(&render(&p, &fetched)),
+            "0x555555556004 \"say \\\"hi\\\"\\n\"..."
+        );
         let fetched = Fetched::Bytes {
             value: 16u64.to_le_bytes().to_vec(),
-            string: Some(StringBytes { bytes: vec![], truncated: false, unreadable: true }),
+            string: Some(StringBytes {
+                bytes: vec![],
+                truncated: false,
+                unreadable: true,
+            }),
         };
-        assert_eq!(display(&render(&p, &fetched)), "0x10 <error: Cannot access memory at address 0x10>");
-        let plain = TypeDesc::Pointer { name: "int *".into(), cstring: false };
-        assert_eq!(display(&render(&plain, &bytes(0u64.to_le_bytes().to_vec()))), "0x0");
+        assert_eq!(
+            display(&render(&p, &fetched)),
+            "0x10 <error: Cannot access memory at address 0x10>"
+        );
+        let plain = TypeDesc::Pointer {
+            name: "int *".into(),
+            cstring: false,
+        };
+        assert_eq!(
+            display(&render(&plain, &bytes(0u64.to_le_bytes().to_vec()))),
+            "0x0"
+        );
         // Invalid UTF-8 is shown lossily, not refused.
         let fetched = Fetched::Bytes {
             value: addr.to_le_bytes().to_vec(),
-            string: Some(StringBytes { bytes: vec![b'a', 0xff, b'b'], truncated: false, unreadable: false }),
+            string: Some(StringBytes {
+                bytes: vec![b'a', 0xff, b'b'],
+                truncated: false,
+                unreadable: false,
+            }),
         };
-        assert_eq!(display(&render(&p, &fetched)), "0x555555556004 \"a\u{fffd}b\"");
+        assert_eq!(
+            display(&render(&p, &fetched)),
+            "0x555555556004 \"a\u{fffd}b\""
+        );
     }
 
     #[test]
@@ -369,20 +500,46 @@ mod tests {
             name: "struct order".into(),
             size: 40,
             members: vec![
-                Member { name: "id".into(), offset: 0, ty: int("int", 4, true) },
+                Member {
+                    name: "id".into(),
+                    offset: 0,
+                    ty: int("int", 4, true),
+                },
                 Member {
                     name: "name".into(),
                     offset: 4,
                     ty: TypeDesc::Array {
                         name: "char [16]".into(),
-                        element: Box::new(TypeDesc::Char { name: "char".into(), size: 1, signed: true }),
+                        element: Box::new(TypeDesc::Char {
+                            name: "char".into(),
+                            size: 1,
+                            signed: true,
+                        }),
                         element_size: 1,
                         count: 16,
                     },
                 },
-                Member { name: "qty".into(), offset: 20, ty: int("int", 4, true) },
-                Member { name: "price".into(), offset: 24, ty: TypeDesc::Float { name: "double".into(), size: 8 } },
-                Member { name: "customer".into(), offset: 32, ty: TypeDesc::Pointer { name: "const char *".into(), cstring: true } },
+                Member {
+                    name: "qty".into(),
+                    offset: 20,
+                    ty: int("int", 4, true),
+                },
+                Member {
+                    name: "price".into(),
+                    offset: 24,
+                    ty: TypeDesc::Float {
+                        name: "double".into(),
+                        size: 8,
+                    },
+                },
+                Member {
+                    name: "customer".into(),
+                    offset: 32,
+                    ty: TypeDesc::Pointer {
+                        name: "const char *".into(),
+                        cstring: true,
+                    },
+                },
             ],
         };
         let mut b = vec![0u8; 40];
@@ -392,38 +549,80 @@ mod tests {
         b[24..32].copy_from_slice(&2.5f64.to_le_bytes());
         b[32..40].copy_from_slice(&0x4010u64.to_le_bytes());
         let v = render(&s, &bytes(b));
-        assert_eq!(display(&v), "{id = 7, name = \"alice\", qty = 3, price = 2.5, customer = 0x4010}");
+        assert_eq!(
+            display(&v),
+            "{id = 7, name = \"alice\", qty = 3, price = 2.5, customer = 0x4010}"
+        );
     }
 
     #[test]
     fn arrays_element_by_element_bounded() {
-        let a = TypeDesc::Array { name: "int [3]".into(), element: Box::new(int("int", 4, true)), element_size: 4, count: 3 };
+        let a = TypeDesc::Array {
+            name: "int [3]".into(),
+            element: Box::new(int("int", 4, true)),
+            element_size: 4,
+            count: 3,
+        };
         let b: Vec<u8> = [1i32, -2, 3].iter().flat_map(|i| i.to_le_bytes()).collect();
         let v = render(&a, &bytes(b));
-        assert_eq!(v, Value::Array(vec![Value::Int(1), Value::Int(-2), Value::Int(3)]));
+        assert_eq!(
+            v,
+            Value::Array(vec![Value::Int(1), Value::Int(-2), Value::Int(3)])
+        );
         assert_eq!(display(&v), "{1, -2, 3}");
-        let big = TypeDesc::Array { name: "char [500]".into(), element: Box::new(int("uint8_t", 1, false)), element_size: 1, count: 500 };
-        let Value::Array(items) = render(&big, &bytes(vec![1; 500])) else { panic!("not an array") };
+        let big = TypeDesc::Array {
+            name: "char [500]".into(),
+            element: Box::new(int("uint8_t", 1, false)),
+            element_size: 1,
+            count: 500,
+        };
+        let Value::Array(items) = render(&big, &bytes(vec![1; 500])) else {
+            panic!("not an array")
+        };
         assert_eq!(items.len(), MAX_ELEMENTS);
         // A char array without a NUL is a truncated string.
         let chars = TypeDesc::Array {
             name: "char [3]".into(),
-            element: Box::new(TypeDesc::Char { name: "char".into(), size: 1, signed: true }),
+            element: Box::new(TypeDesc::Char {
+                name: "char".into(),
+                size: 1,
+                signed: true,
+            }),
             element_size: 1,
             count: 3,
         };
-        assert_eq!(display(&render(&chars, &bytes(b"abc".to_vec()))), "\"abc\"...");
+        assert_eq!(
+            display(&render(&chars, &bytes(b"abc".to_vec()))),
+            "\"abc\"..."
+        );
     }
 
     #[test]
     fn statuses_map_through() {
         let t = int("int", 4, true);
         assert_eq!(render(&t, &Fetched::OptimizedOut), Value::OptimizedOut);
-        assert_eq!(display(&render(&t, &Fetched::OptimizedOut)), "<optimized out>");
-        let v = render(&t, &Fetched::Unreadable { at: RuntimeAddr(0x10) });
+        assert_eq!(
+            display(&render(&t, &Fetched::OptimizedOut)),
+            "<optimized out>"
+        );
+        let v = render(
+            &t,
+            &Fetched::Unreadable {
+                at: RuntimeAddr(0x10),
+            },
+        );
         assert_eq!(v, Value::Unreadable(0x10));
         assert_eq!(display(&v), "<unreadable at 0x10>");
-        assert_eq!(display(&render(&TypeDesc::Opaque { name: "struct inner".into(), size: 8 }, &bytes(vec![0; 8]))), "<struct inner>");
+        assert_eq!(
+            display(&render(
+                &TypeDesc::Opaque {
+                    name: "struct inner".into(),
+                    size: 8
+                },
+                &bytes(vec![0; 8])
+            )),
+            "<struct inner>"
+        );
         // Too few bytes for the type: shown, not a panic.
         assert!(matches!(render(&t, &bytes(vec![1])), Value::Opaque(_)));
     }

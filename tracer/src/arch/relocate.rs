@@ -16,8 +16,8 @@
 //! emulation of the simple instructions so they need no slot at all.
 
 use iced_x86::{
-    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionBlock,
-    MemoryOperand, Mnemonic, Register,
+    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, FlowControl, Instruction,
+    InstructionBlock, MemoryOperand, Mnemonic, Register,
 };
 
 /// Bytes reserved for one slot. The longest sequence we build (an indirect call through a
@@ -27,12 +27,22 @@ pub const SLOT_SIZE: u64 = 64;
 /// Why an instruction cannot be displaced.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RelocError {
-    #[error("the bytes at {addr:#x} do not decode as an x86-64 instruction (is the address inside an instruction, or data?)")]
+    #[error(
+        "the bytes at {addr:#x} do not decode as an x86-64 instruction (is the address inside an instruction, or data?)"
+    )]
     Invalid { addr: u64 },
     #[error("the instruction at {addr:#x} ({text}) cannot be run out of line: {why}")]
-    Refused { addr: u64, text: String, why: &'static str },
+    Refused {
+        addr: u64,
+        text: String,
+        why: &'static str,
+    },
     #[error("could not re-encode the instruction at {addr:#x} for a slot at {slot:#x}: {detail}")]
-    Encode { addr: u64, slot: u64, detail: String },
+    Encode {
+        addr: u64,
+        slot: u64,
+        detail: String,
+    },
 }
 
 /// The instruction an int3 displaces, decoded once when the breakpoint is planted.
@@ -66,25 +76,45 @@ pub fn decode(bytes: &[u8], addr: u64) -> Result<Displaced, RelocError> {
         return Err(RelocError::Invalid { addr });
     }
     let text = format!("{insn}");
-    let refuse = |why| Err(RelocError::Refused { addr, text: text.clone(), why });
+    let refuse = |why| {
+        Err(RelocError::Refused {
+            addr,
+            text: text.clone(),
+            why,
+        })
+    };
     match insn.flow_control() {
         FlowControl::Interrupt | FlowControl::Exception => {
-            return refuse("it is a trap or interrupt instruction (int3, int, ud2): the program would see it at a different address");
+            return refuse(
+                "it is a trap or interrupt instruction (int3, int, ud2): the program would see it at a different address",
+            );
         }
         FlowControl::XbeginXabortXend => {
-            return refuse("transactional-memory instructions cannot be moved; probe the next line");
+            return refuse(
+                "transactional-memory instructions cannot be moved; probe the next line",
+            );
         }
         _ => {}
     }
     match insn.mnemonic() {
-        Mnemonic::Call if insn.is_call_far() || insn.is_call_far_indirect() => return refuse("far calls are not supported"),
-        Mnemonic::Jmp if insn.is_jmp_far() || insn.is_jmp_far_indirect() => return refuse("far jumps are not supported"),
+        Mnemonic::Call if insn.is_call_far() || insn.is_call_far_indirect() => {
+            return refuse("far calls are not supported");
+        }
+        Mnemonic::Jmp if insn.is_jmp_far() || insn.is_jmp_far_indirect() => {
+            return refuse("far jumps are not supported");
+        }
         Mnemonic::Syscall | Mnemonic::Sysenter | Mnemonic::Int1 => {
-            return refuse("a syscall run from a slot would be reported at the slot's address; probe the line before it");
+            return refuse(
+                "a syscall run from a slot would be reported at the slot's address; probe the line before it",
+            );
         }
         _ => {}
     }
-    Ok(Displaced { len: insn.len(), insn, text })
+    Ok(Displaced {
+        len: insn.len(),
+        insn,
+        text,
+    })
 }
 
 /// Builds the code for a slot at `slot`: the relocated instruction, then a jump back to the
@@ -92,13 +122,20 @@ pub fn decode(bytes: &[u8], addr: u64) -> Result<Displaced, RelocError> {
 pub fn build_slot(d: &Displaced, slot: u64) -> Result<(Vec<u8>, SlotLayout), RelocError> {
     let orig = d.insn.ip();
     let next = d.insn.next_ip();
-    let enc_err = |e: iced_x86::IcedError| RelocError::Encode { addr: orig, slot, detail: e.to_string() };
+    let enc_err = |e: iced_x86::IcedError| RelocError::Encode {
+        addr: orig,
+        slot,
+        detail: e.to_string(),
+    };
     let mut body: Vec<Instruction> = Vec::new();
     match d.insn.flow_control() {
         FlowControl::Call => {
             // call rel32 → push the original return address, jump to the target.
             push_u64(&mut body, next).map_err(enc_err)?;
-            body.push(Instruction::with_branch(Code::Jmp_rel32_64, d.insn.near_branch_target()).map_err(enc_err)?);
+            body.push(
+                Instruction::with_branch(Code::Jmp_rel32_64, d.insn.near_branch_target())
+                    .map_err(enc_err)?,
+            );
         }
         FlowControl::IndirectCall => {
             // call r/m64 → push the original return address, jmp r/m64. A memory operand based
@@ -107,7 +144,11 @@ pub fn build_slot(d: &Displaced, slot: u64) -> Result<(Vec<u8>, SlotLayout), Rel
             jmp.set_code(match d.insn.code() {
                 Code::Call_rm64 => Code::Jmp_rm64,
                 _ => {
-                    return Err(RelocError::Refused { addr: orig, text: d.text.clone(), why: "unusual indirect call form" });
+                    return Err(RelocError::Refused {
+                        addr: orig,
+                        text: d.text.clone(),
+                        why: "unusual indirect call form",
+                    });
                 }
             });
             if jmp.op0_kind() == iced_x86::OpKind::Memory && jmp.memory_base() == Register::RSP {
@@ -119,26 +160,53 @@ pub fn build_slot(d: &Displaced, slot: u64) -> Result<(Vec<u8>, SlotLayout), Rel
         _ => body.push(d.insn),
     }
     // The jump back. For ret/jmp it is never reached, and costs nothing.
-    let body_block = BlockEncoder::encode(64, InstructionBlock::new(&body, slot), BlockEncoderOptions::NONE)
-        .map_err(enc_err)?;
+    let body_block = BlockEncoder::encode(
+        64,
+        InstructionBlock::new(&body, slot),
+        BlockEncoderOptions::NONE,
+    )
+    .map_err(enc_err)?;
     let body_len = body_block.code_buffer.len() as u64;
     let back = [Instruction::with_branch(Code::Jmp_rel32_64, next).map_err(enc_err)?];
-    let back_block = BlockEncoder::encode(64, InstructionBlock::new(&back, slot + body_len), BlockEncoderOptions::NONE)
-        .map_err(enc_err)?;
+    let back_block = BlockEncoder::encode(
+        64,
+        InstructionBlock::new(&back, slot + body_len),
+        BlockEncoderOptions::NONE,
+    )
+    .map_err(enc_err)?;
     let mut code = body_block.code_buffer;
     code.extend_from_slice(&back_block.code_buffer);
     if code.len() as u64 > SLOT_SIZE {
-        return Err(RelocError::Encode { addr: orig, slot, detail: format!("needs {} bytes, a slot has {SLOT_SIZE}", code.len()) });
+        return Err(RelocError::Encode {
+            addr: orig,
+            slot,
+            detail: format!("needs {} bytes, a slot has {SLOT_SIZE}", code.len()),
+        });
     }
     let len = code.len() as u64;
-    Ok((code, SlotLayout { start: slot, body_len, len }))
+    Ok((
+        code,
+        SlotLayout {
+            start: slot,
+            body_len,
+            len,
+        },
+    ))
 }
 
 /// `lea rsp,[rsp-8]; mov dword [rsp],lo; mov dword [rsp+4],hi`: pushes a 64-bit constant without
 /// touching flags or any other register (`push imm32` would sign-extend).
 fn push_u64(out: &mut Vec<Instruction>, value: u64) -> Result<(), iced_x86::IcedError> {
-    out.push(Instruction::with2(Code::Lea_r64_m, Register::RSP, MemoryOperand::with_base_displ(Register::RSP, -8))?);
-    out.push(Instruction::with2(Code::Mov_rm32_imm32, MemoryOperand::with_base(Register::RSP), value as u32)?);
+    out.push(Instruction::with2(
+        Code::Lea_r64_m,
+        Register::RSP,
+        MemoryOperand::with_base_displ(Register::RSP, -8),
+    )?);
+    out.push(Instruction::with2(
+        Code::Mov_rm32_imm32,
+        MemoryOperand::with_base(Register::RSP),
+        value as u32,
+    )?);
     out.push(Instruction::with2(
         Code::Mov_rm32_imm32,
         MemoryOperand::with_base_displ(Register::RSP, 4),
@@ -212,8 +280,17 @@ mod tests {
 
     #[test]
     fn traps_and_syscalls_are_refused_with_a_reason() {
-        assert!(matches!(decode(&[0xcc], 0x1000), Err(RelocError::Refused { .. })));
-        assert!(matches!(decode(&[0x0f, 0x05], 0x1000), Err(RelocError::Refused { .. })));
-        assert!(matches!(decode(&[0x0f, 0x0b], 0x1000), Err(RelocError::Refused { .. })));
+        assert!(matches!(
+            decode(&[0xcc], 0x1000),
+            Err(RelocError::Refused { .. })
+        ));
+        assert!(matches!(
+            decode(&[0x0f, 0x05], 0x1000),
+            Err(RelocError::Refused { .. })
+        ));
+        assert!(matches!(
+            decode(&[0x0f, 0x0b], 0x1000),
+            Err(RelocError::Refused { .. })
+        ));
     }
 }

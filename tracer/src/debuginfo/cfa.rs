@@ -15,13 +15,21 @@ use std::sync::Arc;
 #[derive(Default)]
 pub(crate) struct FrameTables {
     /// .eh_frame of the binary, its base addresses, and the parsed .eh_frame_hdr.
-    eh_frame: Option<(gimli::EhFrame<R>, BaseAddresses, Option<gimli::ParsedEhFrameHdr<R>>)>,
+    eh_frame: Option<(
+        gimli::EhFrame<R>,
+        BaseAddresses,
+        Option<gimli::ParsedEhFrameHdr<R>>,
+    )>,
     /// .debug_frame (from the binary or the separate debug file).
     debug_frame: Option<(gimli::DebugFrame<R>, BaseAddresses)>,
 }
 
 /// The bytes of section `name`, if present with contents.
-fn section_reader<'data>(file: &impl Object<'data>, name: &str, endian: gimli::RunTimeEndian) -> Option<(R, u64)> {
+fn section_reader<'data>(
+    file: &impl Object<'data>,
+    name: &str,
+    endian: gimli::RunTimeEndian,
+) -> Option<(R, u64)> {
     let s = file.section_by_name(name)?;
     let data = s.uncompressed_data().ok()?;
     if data.is_empty() {
@@ -32,7 +40,10 @@ fn section_reader<'data>(file: &impl Object<'data>, name: &str, endian: gimli::R
 
 impl FrameTables {
     /// Reads .eh_frame and .eh_frame_hdr from `binary`.
-    pub fn from_binary<'data>(binary: &impl Object<'data>, endian: gimli::RunTimeEndian) -> FrameTables {
+    pub fn from_binary<'data>(
+        binary: &impl Object<'data>,
+        endian: gimli::RunTimeEndian,
+    ) -> FrameTables {
         let mut t = FrameTables::default();
         let section_addr = |name: &str| binary.section_by_name(name).map(|s| s.address());
         let mut bases = BaseAddresses::default();
@@ -46,10 +57,14 @@ impl FrameTables {
             let bases = bases.clone().set_eh_frame(addr);
             let mut section = gimli::EhFrame::from(eh);
             section.set_address_size(8);
-            let hdr = section_reader(binary, ".eh_frame_hdr", endian).and_then(|(hdr, hdr_addr)| {
-                let bases = bases.clone().set_eh_frame_hdr(hdr_addr);
-                gimli::EhFrameHdr::from(hdr).parse(&bases, 8).ok().map(|p| (p, bases))
-            });
+            let hdr =
+                section_reader(binary, ".eh_frame_hdr", endian).and_then(|(hdr, hdr_addr)| {
+                    let bases = bases.clone().set_eh_frame_hdr(hdr_addr);
+                    gimli::EhFrameHdr::from(hdr)
+                        .parse(&bases, 8)
+                        .ok()
+                        .map(|p| (p, bases))
+                });
             match hdr {
                 Some((parsed, bases)) => t.eh_frame = Some((section, bases, Some(parsed))),
                 None => t.eh_frame = Some((section, bases, None)),
@@ -60,7 +75,11 @@ impl FrameTables {
     }
 
     /// Adds .debug_frame from `file` (the binary or its separate debug file) if not yet known.
-    pub fn add_debug_frame<'data>(&mut self, file: &impl Object<'data>, endian: gimli::RunTimeEndian) {
+    pub fn add_debug_frame<'data>(
+        &mut self,
+        file: &impl Object<'data>,
+        endian: gimli::RunTimeEndian,
+    ) {
         if self.debug_frame.is_some() {
             return;
         }
@@ -77,7 +96,10 @@ impl FrameTables {
         match rule {
             CfaRule::RegisterAndOffset { register, offset } => match Reg::from_dwarf(register.0) {
                 Some(reg) => Ok((reg, offset)),
-                None => Err(format!("the CFA at {pc:#x} is based on DWARF register {}", register.0)),
+                None => Err(format!(
+                    "the CFA at {pc:#x} is based on DWARF register {}",
+                    register.0
+                )),
             },
             CfaRule::Expression(_) => Err(format!("the CFA at {pc:#x} is a DWARF expression")),
         }
@@ -85,7 +107,8 @@ impl FrameTables {
 
     /// The raw CFA rule at `pc`.
     fn rule_at(&self, pc: u64) -> Result<CfaRule<usize>, String> {
-        self.with_row(pc, |row| row.cfa().clone()).ok_or_else(|| format!("no call frame information covers {pc:#x}"))
+        self.with_row(pc, |row| row.cfa().clone())
+            .ok_or_else(|| format!("no call frame information covers {pc:#x}"))
     }
 
     /// Applies `f` to the unwind row covering `pc`: .eh_frame first, .debug_frame as a
@@ -94,15 +117,31 @@ impl FrameTables {
         let mut ctx = Box::new(gimli::UnwindContext::new());
         if let Some((section, bases, hdr)) = &self.eh_frame {
             let row = match hdr.as_ref().and_then(|h| h.table()) {
-                Some(table) => table.unwind_info_for_address(section, bases, &mut ctx, pc, gimli::EhFrame::cie_from_offset),
-                None => section.unwind_info_for_address(bases, &mut ctx, pc, gimli::EhFrame::cie_from_offset),
+                Some(table) => table.unwind_info_for_address(
+                    section,
+                    bases,
+                    &mut ctx,
+                    pc,
+                    gimli::EhFrame::cie_from_offset,
+                ),
+                None => section.unwind_info_for_address(
+                    bases,
+                    &mut ctx,
+                    pc,
+                    gimli::EhFrame::cie_from_offset,
+                ),
             };
             if let Ok(row) = row {
                 return Some(f(row));
             }
         }
         if let Some((section, bases)) = &self.debug_frame
-            && let Ok(row) = section.unwind_info_for_address(bases, &mut ctx, pc, gimli::DebugFrame::cie_from_offset)
+            && let Ok(row) = section.unwind_info_for_address(
+                bases,
+                &mut ctx,
+                pc,
+                gimli::DebugFrame::cie_from_offset,
+            )
         {
             return Some(f(row));
         }
@@ -122,10 +161,20 @@ impl FrameTables {
         let rbp = gimli::Register(Reg::Rbp as u16);
         for skip in [0u64, 4] {
             let pushed = self.with_row(entry + skip + 1, |row| {
-                *row.cfa() == CfaRule::RegisterAndOffset { register: rsp, offset: 16 }
+                *row.cfa()
+                    == CfaRule::RegisterAndOffset {
+                        register: rsp,
+                        offset: 16,
+                    }
                     && row.register(rbp) == Some(gimli::RegisterRule::Offset(-16))
             });
-            let framed = self.with_row(entry + skip + 4, |row| *row.cfa() == CfaRule::RegisterAndOffset { register: rbp, offset: 16 });
+            let framed = self.with_row(entry + skip + 4, |row| {
+                *row.cfa()
+                    == CfaRule::RegisterAndOffset {
+                        register: rbp,
+                        offset: 16,
+                    }
+            });
             if pushed == Some(true) && framed == Some(true) {
                 return Some(Some(entry + skip + 4));
             }

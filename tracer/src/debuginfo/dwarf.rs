@@ -73,10 +73,19 @@ impl DwarfData {
             let header = match headers.next() {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
-                Err(e) => return Err(SymbolError::Dwarf { path, detail: format!("reading unit headers: {e}") }),
+                Err(e) => {
+                    return Err(SymbolError::Dwarf {
+                        path,
+                        detail: format!("reading unit headers: {e}"),
+                    });
+                }
             };
-            let Some(start) = header.offset().to_debug_info_offset(&header) else { continue };
-            let Ok(unit) = dwarf.unit(header) else { continue };
+            let Some(start) = header.offset().to_debug_info_offset(&header) else {
+                continue;
+            };
+            let Ok(unit) = dwarf.unit(header) else {
+                continue;
+            };
             let cplusplus = unit
                 .entry(unit.root_offset())
                 .ok()
@@ -93,7 +102,13 @@ impl DwarfData {
                     )
                 });
             starts.push((start.0, units.len()));
-            units.push(UnitData { unit, cplusplus, scopes: OnceLock::new(), lines: OnceLock::new(), files: OnceLock::new() });
+            units.push(UnitData {
+                unit,
+                cplusplus,
+                scopes: OnceLock::new(),
+                lines: OnceLock::new(),
+                files: OnceLock::new(),
+            });
         }
         Ok(DwarfData {
             dwarf: Arc::new(dwarf),
@@ -109,7 +124,10 @@ impl DwarfData {
 
     /// A `SymbolError::Dwarf` for this module.
     pub fn error(&self, detail: impl std::fmt::Display) -> SymbolError {
-        SymbolError::Dwarf { path: self.path.clone(), detail: detail.to_string() }
+        SymbolError::Dwarf {
+            path: self.path.clone(),
+            detail: detail.to_string(),
+        }
     }
 
     /// The unit at `index`.
@@ -145,12 +163,16 @@ impl DwarfData {
 
     /// The full paths of unit `index`'s source files by DWARF file index, built on first use.
     pub fn files(&self, index: usize) -> &[String] {
-        self.units[index].files.get_or_init(|| super::lines::file_names(self, index))
+        self.units[index]
+            .files
+            .get_or_init(|| super::lines::file_names(self, index))
     }
 
     /// Reads the DIE `id` (with all its attributes).
     pub fn entry(&self, id: DieId) -> Result<gimli::DebuggingInformationEntry<R>, SymbolError> {
-        self.unit(id.unit).entry(id.off).map_err(|e| self.error(format!("DIE at {:#x}: {e}", id.off.0)))
+        self.unit(id.unit)
+            .entry(id.off)
+            .map_err(|e| self.error(format!("DIE at {:#x}: {e}", id.off.0)))
     }
 
     /// Resolves a reference attribute found in unit `from` to the DIE it names.
@@ -159,7 +181,10 @@ impl DwarfData {
         match *value {
             AttributeValue::UnitRef(off) => Some(DieId { unit: from, off }),
             AttributeValue::DebugInfoRef(off) => {
-                let i = self.starts.partition_point(|(start, _)| *start <= off.0).checked_sub(1)?;
+                let i = self
+                    .starts
+                    .partition_point(|(start, _)| *start <= off.0)
+                    .checked_sub(1)?;
                 let unit = self.starts[i].1;
                 let off = off.to_unit_offset(&self.unit(unit).header)?;
                 Some(DieId { unit, off })
@@ -222,7 +247,9 @@ impl DwarfData {
                 if !self.is_code_unit(i) {
                     continue;
                 }
-                let Ok(mut ranges) = self.dwarf.unit_ranges(self.unit(i)) else { continue };
+                let Ok(mut ranges) = self.dwarf.unit_ranges(self.unit(i)) else {
+                    continue;
+                };
                 while let Ok(Some(r)) = ranges.next() {
                     if r.begin < r.end && r.begin != 0 {
                         v.push((r.begin, r.end, i));
@@ -233,18 +260,32 @@ impl DwarfData {
             v
         });
         let end = index.partition_point(|(begin, _, _)| *begin <= pc);
-        let mut out: Vec<usize> = index[..end].iter().filter(|(_, e, _)| pc < *e).map(|(_, _, u)| *u).collect();
+        let mut out: Vec<usize> = index[..end]
+            .iter()
+            .filter(|(_, e, _)| pc < *e)
+            .map(|(_, _, u)| *u)
+            .collect();
         out.dedup();
         out
     }
 
     /// Function, file and line of `pc` via addr2line (innermost inlined frame first).
     pub fn describe(&self, pc: u64) -> SourceLoc {
-        let mut loc = SourceLoc { function: None, file: None, line: None };
-        let ctx = self.a2l.get_or_init(|| addr2line::Context::from_arc_dwarf(self.dwarf.clone()).ok().map(Mutex::new));
+        let mut loc = SourceLoc {
+            function: None,
+            file: None,
+            line: None,
+        };
+        let ctx = self.a2l.get_or_init(|| {
+            addr2line::Context::from_arc_dwarf(self.dwarf.clone())
+                .ok()
+                .map(Mutex::new)
+        });
         let Some(ctx) = ctx else { return loc };
         let Ok(ctx) = ctx.lock() else { return loc };
-        let Ok(mut frames) = ctx.find_frames(pc).skip_all_loads() else { return loc };
+        let Ok(mut frames) = ctx.find_frames(pc).skip_all_loads() else {
+            return loc;
+        };
         if let Ok(Some(frame)) = frames.next() {
             if let Some(f) = &frame.function {
                 loc.function = f.demangle().ok().map(|s| s.into_owned());

@@ -68,10 +68,17 @@ impl FunctionIndex {
 /// - with a frame pointer: the first line-table boundary at or after the `mov` (at -O0 that is
 ///   the function's second line; gcc puts the whole prologue on the opening line);
 /// - without CFI: the second line by the line table alone (`second_line`).
-pub(crate) fn post_prologue(d: &DwarfData, frames: &FrameTables, ui: usize, sp: usize) -> Result<u64, SymbolError> {
+pub(crate) fn post_prologue(
+    d: &DwarfData,
+    frames: &FrameTables,
+    ui: usize,
+    sp: usize,
+) -> Result<u64, SymbolError> {
     let tree = d.scopes(ui)?;
     let s = &tree.scopes[sp];
-    let Some(entry) = s.entry() else { return Err(d.error("function without code")) };
+    let Some(entry) = s.entry() else {
+        return Err(d.error("function without code"));
+    };
     if tree.has_loclists {
         return Ok(entry);
     }
@@ -79,12 +86,28 @@ pub(crate) fn post_prologue(d: &DwarfData, frames: &FrameTables, ui: usize, sp: 
         Some(None) => Ok(entry),
         Some(Some(after)) => {
             let lines = d.lines(ui)?;
-            let Some(i) = lines.seqs.partition_point(|q| q.start <= after).checked_sub(1) else { return Ok(after) };
+            let Some(i) = lines
+                .seqs
+                .partition_point(|q| q.start <= after)
+                .checked_sub(1)
+            else {
+                return Ok(after);
+            };
             let seq = &lines.seqs[i];
             // gdb: if the analyzed pc is mid-line, move to where the next line-table entry
             // starts, if that is still inside the function.
-            let next = seq.rows.iter().filter(|r| r.visible).map(|r| r.addr).find(|&a| a >= after).unwrap_or(seq.end);
-            Ok(if next == after || s.contains(next) { next } else { after })
+            let next = seq
+                .rows
+                .iter()
+                .filter(|r| r.visible)
+                .map(|r| r.addr)
+                .find(|&a| a >= after)
+                .unwrap_or(seq.end);
+            Ok(if next == after || s.contains(next) {
+                next
+            } else {
+                after
+            })
         }
         None => second_line(d, ui, sp, entry),
     }
@@ -97,7 +120,13 @@ pub(crate) fn post_prologue(d: &DwarfData, frames: &FrameTables, ui: usize, sp: 
 fn second_line(d: &DwarfData, ui: usize, sp: usize, entry: u64) -> Result<u64, SymbolError> {
     let s = &d.scopes(ui)?.scopes[sp];
     let lines = d.lines(ui)?;
-    let Some(i) = lines.seqs.partition_point(|q| q.start <= entry).checked_sub(1) else { return Ok(entry) };
+    let Some(i) = lines
+        .seqs
+        .partition_point(|q| q.start <= entry)
+        .checked_sub(1)
+    else {
+        return Ok(entry);
+    };
     let seq = &lines.seqs[i];
     if entry >= seq.end {
         return Ok(entry);
@@ -149,24 +178,48 @@ pub(crate) fn resolve_function(
                 _ => (post_prologue(d, frames, ui, si)?, false),
             };
             let (file, line) = match d.lines(ui)?.row_at(addr) {
-                Some(row) => (d.files(ui).get(row.file as usize).cloned().unwrap_or_default(), row.line),
+                Some(row) => (
+                    d.files(ui)
+                        .get(row.file as usize)
+                        .cloned()
+                        .unwrap_or_default(),
+                    row.line,
+                ),
                 None => (String::new(), 0),
             };
-            let function = d.name_of(tree.die_id(ui, si)).unwrap_or_else(|| name.to_string());
-            sites.push(Site { addr: FileAddr(addr), function, file, line, inlined });
+            let function = d
+                .name_of(tree.die_id(ui, si))
+                .unwrap_or_else(|| name.to_string());
+            sites.push(Site {
+                addr: FileAddr(addr),
+                function,
+                file,
+                line,
+                inlined,
+            });
         }
     }
     if sites.is_empty()
         && let Some(addr) = symbols.function_addr(name)
     {
-        sites.push(Site { addr: FileAddr(addr), function: name.to_string(), file: String::new(), line: 0, inlined: false });
+        sites.push(Site {
+            addr: FileAddr(addr),
+            function: name.to_string(),
+            file: String::new(),
+            line: 0,
+            inlined: false,
+        });
     }
     if sites.is_empty() {
         let mut known: Vec<&str> = symbols.function_names().collect();
         if let Some(index) = dwarf.and_then(|d| d.functions.get()) {
             known.extend(index.by_name.keys().map(String::as_str));
         }
-        return Err(SymbolError::UnknownFunction { name: name.to_string(), binary: binary.to_path_buf(), hint: similar_names(name, known) });
+        return Err(SymbolError::UnknownFunction {
+            name: name.to_string(),
+            binary: binary.to_path_buf(),
+            hint: similar_names(name, known),
+        });
     }
     sites.sort_by_key(|s| s.addr);
     sites.dedup_by_key(|s| s.addr);
@@ -187,7 +240,11 @@ pub(crate) fn similar_names<'a>(name: &str, known: impl IntoIterator<Item = &'a 
     picks.sort_by_key(|k| (k.len().abs_diff(name.len()), *k));
     picks.dedup();
     picks.truncate(5);
-    if picks.is_empty() { String::new() } else { format!("; did you mean: {}", picks.join(", ")) }
+    if picks.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean: {}", picks.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +254,10 @@ mod tests {
     #[test]
     fn similar_names_are_substrings_ignoring_case() {
         let known = ["process_order", "Process", "main", "processor_init", "x"];
-        assert_eq!(similar_names("process", known), "; did you mean: Process, process_order, processor_init");
+        assert_eq!(
+            similar_names("process", known),
+            "; did you mean: Process, process_order, processor_init"
+        );
         assert_eq!(similar_names("zzz", known), "");
     }
 }

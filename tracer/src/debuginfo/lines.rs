@@ -59,10 +59,13 @@ impl LineTable {
         // gdb groups rows by file *name*; DWARF 5 lists the primary file twice (0 and 1).
         let files = d.files(index);
         let mut ids: HashMap<&str, usize> = HashMap::new();
-        let file_ids: Vec<usize> = files.iter().map(|f| {
-            let n = ids.len();
-            *ids.entry(f.as_str()).or_insert(n)
-        }).collect();
+        let file_ids: Vec<usize> = files
+            .iter()
+            .map(|f| {
+                let n = ids.len();
+                *ids.entry(f.as_str()).or_insert(n)
+            })
+            .collect();
         let mut gdb = GdbLineTable::default();
         let mut seqs = Vec::new();
         let mut rows_of_seq: Vec<Row> = Vec::new();
@@ -73,7 +76,11 @@ impl LineTable {
                 let start = rows_of_seq.first().map_or(row.address(), |r: &Row| r.addr);
                 // Code the linker discarded keeps its line rows at address 0 (or a tombstone).
                 if start != 0 && !unit.header.is_tombstone_address(start) && start < row.address() {
-                    seqs.push(Sequence { start, end: row.address(), rows: std::mem::take(&mut rows_of_seq) });
+                    seqs.push(Sequence {
+                        start,
+                        end: row.address(),
+                        rows: std::mem::take(&mut rows_of_seq),
+                    });
                     gdb.sequence(&mut seqs, &file_ids, &discriminators);
                 }
                 rows_of_seq.clear();
@@ -96,7 +103,10 @@ impl LineTable {
     /// The row gdb reports for `pc`: the last row gdb keeps at or before pc, preferring an
     /// `is_stmt` row at the same address.
     pub fn row_at(&self, pc: u64) -> Option<Row> {
-        let i = self.seqs.partition_point(|s| s.start <= pc).checked_sub(1)?;
+        let i = self
+            .seqs
+            .partition_point(|s| s.start <= pc)
+            .checked_sub(1)?;
         let seq = &self.seqs[i];
         if pc >= seq.end {
             return None;
@@ -104,7 +114,9 @@ impl LineTable {
         let j = seq.rows.partition_point(|r| r.addr <= pc);
         let mut kept = seq.rows[..j].iter().rev().filter(|r| r.visible);
         let row = *kept.next()?;
-        let stmt = std::iter::once(&row).chain(kept.take_while(|r| r.addr == row.addr)).find(|r| r.is_stmt);
+        let stmt = std::iter::once(&row)
+            .chain(kept.take_while(|r| r.addr == row.addr))
+            .find(|r| r.is_stmt);
         Some(*stmt.unwrap_or(&row))
     }
 }
@@ -162,7 +174,10 @@ impl GdbLineTable {
         let mut line_has_discriminator = false;
         for r in 0..seqs[s].rows.len() {
             let row = seqs[s].rows[r];
-            let file = file_ids.get(row.file as usize).copied().unwrap_or(usize::MAX - row.file as usize);
+            let file = file_ids
+                .get(row.file as usize)
+                .copied()
+                .unwrap_or(usize::MAX - row.file as usize);
             let disc = discriminators.get(r).copied().unwrap_or(0) != 0;
             if prev_line != Some(row.line) {
                 line_has_discriminator = disc;
@@ -171,7 +186,9 @@ impl GdbLineTable {
             }
             prev_line = Some(row.line);
             let file_changed = last_file != Some(file);
-            let ignore = (file_changed && last_address == Some(row.addr) && !row.is_stmt && stmt_at_address) || row.line == 0;
+            let ignore =
+                (file_changed && last_address == Some(row.addr) && !row.is_stmt && stmt_at_address)
+                    || row.line == 0;
             if file_changed
                 && !ignore
                 && let Some(prev) = last_file
@@ -180,7 +197,10 @@ impl GdbLineTable {
             }
             if !ignore {
                 if file_changed || row.line != last_line || !line_has_discriminator {
-                    self.tables.entry(file).or_default().push((row.addr, row.line, Some((s, r))));
+                    self.tables
+                        .entry(file)
+                        .or_default()
+                        .push((row.addr, row.line, Some((s, r))));
                     seqs[s].rows[r].visible = true;
                 }
                 last_file = Some(file);
@@ -204,13 +224,21 @@ impl GdbLineTable {
 /// directory + name, like addr2line renders them.
 pub(crate) fn file_names(d: &DwarfData, index: usize) -> Vec<String> {
     let unit = d.unit(index);
-    let Some(program) = &unit.line_program else { return Vec::new() };
+    let Some(program) = &unit.line_program else {
+        return Vec::new();
+    };
     let header = program.header();
-    let comp_dir = unit.comp_dir.as_ref().and_then(|c| c.to_string_lossy().ok()).map(|c| c.into_owned());
+    let comp_dir = unit
+        .comp_dir
+        .as_ref()
+        .and_then(|c| c.to_string_lossy().ok())
+        .map(|c| c.into_owned());
     let count = header.file_names().len() + usize::from(header.version() <= 4);
     (0..count)
         .map(|i| {
-            let Some(file) = header.file(i as u64) else { return String::new() };
+            let Some(file) = header.file(i as u64) else {
+                return String::new();
+            };
             let mut path = comp_dir.clone().unwrap_or_default();
             // Directory 0 is the compilation directory itself.
             if file.directory_index() != 0
@@ -316,7 +344,11 @@ pub(crate) fn resolve_line(
         }
     }
     if !any_file {
-        return Err(SymbolError::UnknownFile { file: file.to_string(), binary: binary.to_path_buf(), hint: similar_files(d, file) });
+        return Err(SymbolError::UnknownFile {
+            file: file.to_string(),
+            binary: binary.to_path_buf(),
+            hint: similar_files(d, file),
+        });
     }
     if candidates.is_empty() {
         let hint = match (below, above) {
@@ -324,7 +356,11 @@ pub(crate) fn resolve_line(
             (Some(l), None) | (None, Some(l)) => format!("; nearest line with code: {l}"),
             (None, None) => String::new(),
         };
-        return Err(SymbolError::NoCodeAtLine { file: file.to_string(), line, hint });
+        return Err(SymbolError::NoCodeAtLine {
+            file: file.to_string(),
+            line,
+            hint,
+        });
     }
 
     // One site per block: the lowest address of the line in each innermost block.
@@ -364,7 +400,13 @@ pub(crate) fn resolve_line(
         }
         let (function, inlined) = function_name_at(d, ui, addr)?;
         let file_name = d.files(ui).get(f as usize).cloned().unwrap_or_default();
-        sites.push(Site { addr: FileAddr(addr), function, file: file_name, line: site_line, inlined });
+        sites.push(Site {
+            addr: FileAddr(addr),
+            function,
+            file: file_name,
+            line: site_line,
+            inlined,
+        });
     }
     sites.sort_by_key(|s| s.addr);
     sites.dedup_by_key(|s| s.addr);
@@ -373,12 +415,21 @@ pub(crate) fn resolve_line(
 
 /// The innermost function (or inlined function) at `pc` in unit `ui`, and whether it is an
 /// inlined copy.
-pub(crate) fn function_name_at(d: &DwarfData, ui: usize, pc: u64) -> Result<(String, bool), SymbolError> {
+pub(crate) fn function_name_at(
+    d: &DwarfData,
+    ui: usize,
+    pc: u64,
+) -> Result<(String, bool), SymbolError> {
     let tree = d.scopes(ui)?;
     Ok(match tree.function_at(pc) {
         Some(fi) => {
-            let name = d.name_of(tree.die_id(ui, fi)).unwrap_or_else(|| "??".to_string());
-            (name, tree.scopes[fi].kind == super::scope::ScopeKind::Inlined)
+            let name = d
+                .name_of(tree.die_id(ui, fi))
+                .unwrap_or_else(|| "??".to_string());
+            (
+                name,
+                tree.scopes[fi].kind == super::scope::ScopeKind::Inlined,
+            )
         }
         None => ("??".to_string(), false),
     })
@@ -395,22 +446,38 @@ fn similar_files(d: &DwarfData, query: &str) -> String {
         }
         let files = d.files(ui);
         // The unit's primary file: index 0 in DWARF 5, 1 in DWARF 4.
-        let primary = if d.unit(ui).header.version() <= 4 { files.get(1) } else { files.first() };
+        let primary = if d.unit(ui).header.version() <= 4 {
+            files.get(1)
+        } else {
+            files.first()
+        };
         if let Some(p) = primary {
             primaries.insert(p);
         }
         all.extend(files.iter().filter(|f| !f.is_empty()).map(String::as_str));
     }
-    let base = query.rsplit('/').next().unwrap_or(query).to_ascii_lowercase();
+    let base = query
+        .rsplit('/')
+        .next()
+        .unwrap_or(query)
+        .to_ascii_lowercase();
     let stem = base.split('.').next().unwrap_or("").to_string();
     let base_of = |f: &str| f.rsplit('/').next().unwrap_or(f).to_ascii_lowercase();
     let mut picks: Vec<&str> = all.iter().copied().filter(|f| base_of(f) == base).collect();
     if !stem.is_empty() {
-        picks.extend(all.iter().copied().filter(|f| base_of(f) != base && base_of(f).contains(&stem)));
+        picks.extend(
+            all.iter()
+                .copied()
+                .filter(|f| base_of(f) != base && base_of(f).contains(&stem)),
+        );
     }
     if picks.is_empty() {
         let some: Vec<&str> = primaries.into_iter().take(5).collect();
-        return if some.is_empty() { String::new() } else { format!("; its source files include: {}", some.join(", ")) };
+        return if some.is_empty() {
+            String::new()
+        } else {
+            format!("; its source files include: {}", some.join(", "))
+        };
     }
     picks.truncate(5);
     format!("; similar files: {}", picks.join(", "))
@@ -427,7 +494,10 @@ mod tests {
         assert!(path_matches(full, "c/loop.c"));
         assert!(path_matches(full, "./c/loop.c"));
         assert!(path_matches(full, "/work/x/testbins/c/loop.c"));
-        assert!(path_matches("/work/x/./testbins/d/../c/loop.c", "/work/x/testbins/c/loop.c"));
+        assert!(path_matches(
+            "/work/x/./testbins/d/../c/loop.c",
+            "/work/x/testbins/c/loop.c"
+        ));
         assert!(!path_matches(full, "oop.c"));
         assert!(!path_matches(full, "/testbins/c/loop.c"));
         assert!(!path_matches(full, "d/loop.c"));

@@ -23,10 +23,17 @@ use std::sync::Arc;
 
 /// Reads the ELF at `path` and its DWARF.
 pub(crate) fn load(path: &Path, search: &DebugSearch) -> Result<ModuleSymbols, SymbolError> {
-    let data = std::fs::read(path).map_err(|source| SymbolError::Io { path: path.to_path_buf(), source })?;
+    let data = std::fs::read(path).map_err(|source| SymbolError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let file = parse_elf(path, &data)?;
     let e = file.endian();
-    let endian = if file.is_little_endian() { gimli::RunTimeEndian::Little } else { gimli::RunTimeEndian::Big };
+    let endian = if file.is_little_endian() {
+        gimli::RunTimeEndian::Little
+    } else {
+        gimli::RunTimeEndian::Big
+    };
     let build_id = file.build_id().ok().flatten().map(hex);
     let segments = file
         .elf_program_headers()
@@ -46,7 +53,10 @@ pub(crate) fn load(path: &Path, search: &DebugSearch) -> Result<ModuleSymbols, S
 
     let mut looked = String::new();
     let (debug_source, dwarf) = if has_debug_info(&file) {
-        (DebugSource::Embedded, Some(load_dwarf(&file, endian, path)?))
+        (
+            DebugSource::Embedded,
+            Some(load_dwarf(&file, endian, path)?),
+        )
     } else {
         match find_debug_file(path, &file, build_id.as_deref(), search, &mut looked)? {
             Some((source, debug_path, debug_data)) => {
@@ -73,7 +83,10 @@ pub(crate) fn load(path: &Path, search: &DebugSearch) -> Result<ModuleSymbols, S
 
 /// Parses `data` as a 64-bit ELF file.
 fn parse_elf<'d>(path: &Path, data: &'d [u8]) -> Result<ElfFile64<'d, Endianness>, SymbolError> {
-    ElfFile64::<Endianness>::parse(data).map_err(|e| SymbolError::Elf { path: path.to_path_buf(), detail: e.to_string() })
+    ElfFile64::<Endianness>::parse(data).map_err(|e| SymbolError::Elf {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
 }
 
 /// Lower-case hex of `bytes`.
@@ -83,17 +96,24 @@ fn hex(bytes: &[u8]) -> String {
 
 /// True if `file` carries DWARF (a `.debug_info` with contents, not a NOBITS placeholder).
 fn has_debug_info<'d>(file: &impl Object<'d>) -> bool {
-    file.section_by_name(".debug_info").is_some_and(|s| s.size() > 0 && s.kind() != SectionKind::UninitializedData)
+    file.section_by_name(".debug_info")
+        .is_some_and(|s| s.size() > 0 && s.kind() != SectionKind::UninitializedData)
 }
 
 /// Loads the DWARF sections of `file` into owned buffers (decompressing as needed).
-fn load_dwarf<'d>(file: &impl Object<'d>, endian: gimli::RunTimeEndian, path: &Path) -> Result<DwarfData, SymbolError> {
+fn load_dwarf<'d>(
+    file: &impl Object<'d>,
+    endian: gimli::RunTimeEndian,
+    path: &Path,
+) -> Result<DwarfData, SymbolError> {
     let dwarf = gimli::Dwarf::load(|id: gimli::SectionId| -> Result<R, SymbolError> {
         let data = match file.section_by_name(id.name()) {
-            Some(s) if s.kind() != SectionKind::UninitializedData => s.uncompressed_data().map_err(|e| SymbolError::Dwarf {
-                path: path.to_path_buf(),
-                detail: format!("cannot read {}: {e}", id.name()),
-            })?,
+            Some(s) if s.kind() != SectionKind::UninitializedData => {
+                s.uncompressed_data().map_err(|e| SymbolError::Dwarf {
+                    path: path.to_path_buf(),
+                    detail: format!("cannot read {}: {e}", id.name()),
+                })?
+            }
             _ => Cow::Borrowed(&[][..]),
         };
         Ok(R::new(Arc::from(&*data), endian))
@@ -113,7 +133,10 @@ fn find_debug_file<'d>(
 ) -> Result<Option<(DebugSource, PathBuf, Vec<u8>)>, SymbolError> {
     if let Some(id) = build_id.filter(|id| id.len() > 2) {
         for dir in &search.debug_dirs {
-            let p = dir.join(".build-id").join(&id[..2]).join(format!("{}.debug", &id[2..]));
+            let p = dir
+                .join(".build-id")
+                .join(&id[..2])
+                .join(format!("{}.debug", &id[2..]));
             if let Some(data) = try_candidate(binary, &p, build_id, None, looked)? {
                 return Ok(Some((DebugSource::BuildId(p.clone()), p, data)));
             }
@@ -179,7 +202,10 @@ fn try_candidate(
                     binary: binary.to_path_buf(),
                     debug: p.to_path_buf(),
                     expected: format!("absent (debuglink CRC {crc:08x})"),
-                    found: format!("{} (file CRC {actual:08x})", found.as_deref().unwrap_or("absent")),
+                    found: format!(
+                        "{} (file CRC {actual:08x})",
+                        found.as_deref().unwrap_or("absent")
+                    ),
                 });
             }
         }
@@ -198,7 +224,11 @@ fn crc32(data: &[u8]) -> u32 {
     for (i, slot) in table.iter_mut().enumerate() {
         let mut c = i as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
         *slot = c;
     }

@@ -42,7 +42,9 @@ pub struct DebugSearch {
 
 impl Default for DebugSearch {
     fn default() -> Self {
-        DebugSearch { debug_dirs: vec![PathBuf::from("/usr/lib/debug")] }
+        DebugSearch {
+            debug_dirs: vec![PathBuf::from("/usr/lib/debug")],
+        }
     }
 }
 
@@ -105,7 +107,10 @@ pub struct SourceLoc {
 pub enum SymbolError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not an ELF this layer understands.
     #[error("cannot parse {path} as ELF: {detail}")]
     Elf { path: PathBuf, detail: String },
@@ -113,23 +118,54 @@ pub enum SymbolError {
     #[error("DWARF error in {path}: {detail}")]
     Dwarf { path: PathBuf, detail: String },
     /// A separate debug file was found but belongs to another build: refused.
-    #[error("the debug file {debug} does not belong to the running {binary}: its build-id is {found}, the binary's is {expected}. Install the debug info built with this binary (or pass --debug-dir to where it is)")]
-    BuildIdMismatch { binary: PathBuf, debug: PathBuf, expected: String, found: String },
+    #[error(
+        "the debug file {debug} does not belong to the running {binary}: its build-id is {found}, the binary's is {expected}. Install the debug info built with this binary (or pass --debug-dir to where it is)"
+    )]
+    BuildIdMismatch {
+        binary: PathBuf,
+        debug: PathBuf,
+        expected: String,
+        found: String,
+    },
     /// The request needs DWARF and the module has none.
-    #[error("{binary} has no DWARF debug info, so {what} needs it. Looked in: the binary itself{looked}. Rebuild with -g, install its debug package, or pass --debug-dir DIR holding .build-id/xx/yyyy.debug; function probes without DWARF still work from the ELF symbol table")]
-    NoDebugInfo { binary: PathBuf, what: String, looked: String },
+    #[error(
+        "{binary} has no DWARF debug info, so {what} needs it. Looked in: the binary itself{looked}. Rebuild with -g, install its debug package, or pass --debug-dir DIR holding .build-id/xx/yyyy.debug; function probes without DWARF still work from the ELF symbol table"
+    )]
+    NoDebugInfo {
+        binary: PathBuf,
+        what: String,
+        looked: String,
+    },
     /// No compilation unit has a source file matching the given path suffix.
     #[error("no source file matching '{file}' in {binary}{hint}")]
-    UnknownFile { file: String, binary: PathBuf, hint: String },
+    UnknownFile {
+        file: String,
+        binary: PathBuf,
+        hint: String,
+    },
     /// The file is known but the line has no code.
-    #[error("{file}:{line} has no code (comments, blank lines and declarations compile to nothing){hint}")]
-    NoCodeAtLine { file: String, line: u32, hint: String },
+    #[error(
+        "{file}:{line} has no code (comments, blank lines and declarations compile to nothing){hint}"
+    )]
+    NoCodeAtLine {
+        file: String,
+        line: u32,
+        hint: String,
+    },
     /// Neither DWARF nor the ELF symbol tables know the function.
     #[error("no function named '{name}' in {binary}{hint}")]
-    UnknownFunction { name: String, binary: PathBuf, hint: String },
+    UnknownFunction {
+        name: String,
+        binary: PathBuf,
+        hint: String,
+    },
     /// No variable of that name is visible at the pc.
     #[error("'{name}' is not in scope at {at}{hint}")]
-    UnknownVariable { name: String, at: String, hint: String },
+    UnknownVariable {
+        name: String,
+        at: String,
+        hint: String,
+    },
     /// The value path does not fit the variable's type (the message names the fix).
     #[error("{path}: {detail}")]
     BadPath { path: String, detail: String },
@@ -204,7 +240,9 @@ impl ModuleSymbols {
     }
     /// The function symbol containing `addr` and the offset into it.
     pub fn symbol_for(&self, addr: FileAddr) -> Option<(String, u64)> {
-        self.symbols.function_at(addr.0).map(|(name, off)| (name.to_string(), off))
+        self.symbols
+            .function_at(addr.0)
+            .map(|(name, off)| (name.to_string(), off))
     }
     /// Every address that starts `file:line` (one per function instance / block).
     pub fn resolve_line(&self, file: &str, line: u32) -> Result<Vec<Site>, SymbolError> {
@@ -215,21 +253,39 @@ impl ModuleSymbols {
     }
     /// Every entry of function `name` (after the prologue; inlined copies too).
     pub fn resolve_function(&self, name: &str) -> Result<Vec<Site>, SymbolError> {
-        functions::resolve_function(self.dwarf.as_ref(), &self.frames, &self.symbols, &self.path, name)
+        functions::resolve_function(
+            self.dwarf.as_ref(),
+            &self.frames,
+            &self.symbols,
+            &self.path,
+            name,
+        )
     }
     /// Function, file and line of `pc` (the innermost inlined function).
     pub fn describe(&self, pc: FileAddr) -> SourceLoc {
         let mut loc = match &self.dwarf {
             Some(d) => d.describe(pc.0),
-            None => SourceLoc { function: None, file: None, line: None },
+            None => SourceLoc {
+                function: None,
+                file: None,
+                line: None,
+            },
         };
         if loc.function.is_none() {
-            loc.function = self.symbols.function_at(pc.0).map(|(name, _)| name.to_string());
+            loc.function = self
+                .symbols
+                .function_at(pc.0)
+                .map(|(name, _)| name.to_string());
         }
         loc
     }
     /// Lowers a value path at `pc` into a plan and the type for rendering.
-    pub fn compile_value(&self, pc: FileAddr, path: &ValuePath, bias: Bias) -> Result<(ValuePlan, TypeDesc), SymbolError> {
+    pub fn compile_value(
+        &self,
+        pc: FileAddr,
+        path: &ValuePath,
+        bias: Bias,
+    ) -> Result<(ValuePlan, TypeDesc), SymbolError> {
         if let crate::template::PathRoot::Reg(reg) = path.root {
             return vars::register_value(reg, path);
         }
@@ -237,13 +293,23 @@ impl ModuleSymbols {
             return Err(self.no_debug_info(&format!("the value '{}'", path.text)));
         };
         let at = || self.describe_short(pc);
-        let ctx = vars::Ctx { dwarf: d, frames: &self.frames, symbols: &self.symbols, bias, at: &at };
+        let ctx = vars::Ctx {
+            dwarf: d,
+            frames: &self.frames,
+            symbols: &self.symbols,
+            bias,
+            at: &at,
+        };
         vars::compile_value(&ctx, pc.0, path)
     }
 
     /// The `NoDebugInfo` error for `what`, listing where separate debug files were sought.
     fn no_debug_info(&self, what: &str) -> SymbolError {
-        SymbolError::NoDebugInfo { binary: self.path.clone(), what: what.to_string(), looked: self.looked.clone() }
+        SymbolError::NoDebugInfo {
+            binary: self.path.clone(),
+            what: what.to_string(),
+            looked: self.looked.clone(),
+        }
     }
 
     /// `loop.c:42 in process_order`, for error messages about a pc.

@@ -5,7 +5,7 @@
 //! line-table address belongs to (for one site per block), which function a pc is in, and
 //! which variables are visible at a pc (innermost scope outwards).
 
-use super::dwarf::{die_ranges, DieId, DwarfData, UnitOff};
+use super::dwarf::{DieId, DwarfData, UnitOff, die_ranges};
 use gimli::AttributeValue;
 
 /// What kind of scope a node is.
@@ -108,7 +108,9 @@ impl ScopeTree {
             let direct_child = depth == parent_depth + 1;
             let tag = die.tag();
             match tag {
-                gimli::DW_TAG_subprogram | gimli::DW_TAG_inlined_subroutine | gimli::DW_TAG_lexical_block => {
+                gimli::DW_TAG_subprogram
+                | gimli::DW_TAG_inlined_subroutine
+                | gimli::DW_TAG_lexical_block => {
                     let kind = match tag {
                         gimli::DW_TAG_subprogram => ScopeKind::Subprogram,
                         gimli::DW_TAG_inlined_subroutine => ScopeKind::Inlined,
@@ -129,14 +131,19 @@ impl ScopeTree {
                     let names = if kind == ScopeKind::Block || ranges.is_empty() {
                         None
                     } else {
-                        let name = die.attr_value(gimli::DW_AT_name).and_then(|v| d.attr_string(index, v));
+                        let name = die
+                            .attr_value(gimli::DW_AT_name)
+                            .and_then(|v| d.attr_string(index, v));
                         let linkage = die
                             .attr_value(gimli::DW_AT_linkage_name)
                             .or_else(|| die.attr_value(gimli::DW_AT_MIPS_linkage_name))
                             .and_then(|v| d.attr_string(index, v));
                         (name.is_some() || linkage.is_some()).then(|| Box::new((name, linkage)))
                     };
-                    if kind == ScopeKind::Subprogram && direct_child && scopes[parent].kind == ScopeKind::Block {
+                    if kind == ScopeKind::Subprogram
+                        && direct_child
+                        && scopes[parent].kind == ScopeKind::Block
+                    {
                         // A function declared inside a block is a symbol of that block.
                         scopes[parent].has_symbols = true;
                     }
@@ -157,7 +164,10 @@ impl ScopeTree {
                     }
                 }
                 gimli::DW_TAG_formal_parameter | gimli::DW_TAG_variable if direct_child => {
-                    if die.attr_value(gimli::DW_AT_location).is_some_and(|v| !matches!(v, AttributeValue::Exprloc(_))) {
+                    if die
+                        .attr_value(gimli::DW_AT_location)
+                        .is_some_and(|v| !matches!(v, AttributeValue::Exprloc(_)))
+                    {
                         has_loclists = true;
                     }
                     let scope = &mut scopes[parent];
@@ -178,7 +188,10 @@ impl ScopeTree {
                 _ => {}
             }
         }
-        Ok(ScopeTree { scopes, has_loclists })
+        Ok(ScopeTree {
+            scopes,
+            has_loclists,
+        })
     }
 
     /// The scopes containing `pc`, innermost first (the unit scope last).
@@ -200,21 +213,30 @@ impl ScopeTree {
 
     /// The innermost scope containing `pc` that gdb treats as a block (see `has_symbols`).
     pub fn block_at(&self, pc: u64) -> Option<usize> {
-        self.chain_at(pc).into_iter().find(|&i| i != 0 && self.scopes[i].has_symbols)
+        self.chain_at(pc)
+            .into_iter()
+            .find(|&i| i != 0 && self.scopes[i].has_symbols)
     }
 
     /// The innermost function or inlined copy containing `pc`.
     pub fn function_at(&self, pc: u64) -> Option<usize> {
-        self.chain_at(pc).into_iter().find(|&i| self.scopes[i].is_function())
+        self.chain_at(pc)
+            .into_iter()
+            .find(|&i| self.scopes[i].is_function())
     }
 
     /// The innermost out-of-line function (`DW_TAG_subprogram`) containing `pc`.
     pub fn subprogram_at(&self, pc: u64) -> Option<usize> {
-        self.chain_at(pc).into_iter().find(|&i| self.scopes[i].kind == ScopeKind::Subprogram)
+        self.chain_at(pc)
+            .into_iter()
+            .find(|&i| self.scopes[i].kind == ScopeKind::Subprogram)
     }
 
     /// The DIE of scope `i` as a module-wide id.
     pub fn die_id(&self, unit: usize, i: usize) -> DieId {
-        DieId { unit, off: self.scopes[i].die }
+        DieId {
+            unit,
+            off: self.scopes[i].die,
+        }
     }
 }

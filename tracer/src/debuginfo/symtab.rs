@@ -41,12 +41,24 @@ impl SymbolTable {
             }
             t.by_name.entry(name.to_string()).or_insert(sym.address());
             if sym.kind() == SymbolKind::Text {
-                t.funcs_by_name.entry(name.to_string()).or_insert(sym.address());
-                t.funcs.push(FuncSym { addr: sym.address(), size: sym.size(), name: name.to_string(), global: sym.is_global() });
+                t.funcs_by_name
+                    .entry(name.to_string())
+                    .or_insert(sym.address());
+                t.funcs.push(FuncSym {
+                    addr: sym.address(),
+                    size: sym.size(),
+                    name: name.to_string(),
+                    global: sym.is_global(),
+                });
             }
         }
         // At one address prefer sized, then global symbols: they describe the function best.
-        t.funcs.sort_by(|a, b| a.addr.cmp(&b.addr).then(b.size.cmp(&a.size)).then(b.global.cmp(&a.global)));
+        t.funcs.sort_by(|a, b| {
+            a.addr
+                .cmp(&b.addr)
+                .then(b.size.cmp(&a.size))
+                .then(b.global.cmp(&a.global))
+        });
         t.funcs.dedup_by(|later, first| later.addr == first.addr);
         t
     }
@@ -69,9 +81,16 @@ impl SymbolTable {
     /// The function symbol containing `addr`, and the offset into it. A symbol without a
     /// size (hand-written assembly) is taken to extend to the next symbol.
     pub fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
-        let i = self.funcs.partition_point(|f| f.addr <= addr).checked_sub(1)?;
+        let i = self
+            .funcs
+            .partition_point(|f| f.addr <= addr)
+            .checked_sub(1)?;
         let f = &self.funcs[i];
         let off = addr - f.addr;
-        if f.size == 0 || off < f.size { Some((&f.name, off)) } else { None }
+        if f.size == 0 || off < f.size {
+            Some((&f.name, off))
+        } else {
+            None
+        }
     }
 }

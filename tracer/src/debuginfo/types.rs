@@ -4,8 +4,8 @@
 //! Lowering is bounded: a struct's members are lowered one level deep (nested aggregates
 //! become `Opaque`), so a self-referential or huge type cannot blow up a plan.
 
-use super::dwarf::{DieId, DwarfData, R};
 use super::SymbolError;
+use super::dwarf::{DieId, DwarfData, R};
 use crate::plan::{Member, TypeDesc};
 use gimli::{AttributeValue, DwTag};
 
@@ -24,7 +24,11 @@ pub(crate) enum Shape {
     /// A struct, union or class (`id` is the peeled DIE).
     Aggregate { id: DieId, declaration: bool },
     /// An array with its element type and first-dimension count (None when unknown).
-    Array { element: Option<DieId>, count: Option<u64>, dims: usize },
+    Array {
+        element: Option<DieId>,
+        count: Option<u64>,
+        dims: usize,
+    },
     /// Anything else (functions, pointers to members, ...).
     Other,
 }
@@ -88,14 +92,20 @@ fn udata(v: &AttributeValue<R>) -> Option<u64> {
 pub(crate) fn byte_size(d: &DwarfData, ty: Option<DieId>) -> Option<u64> {
     let id = peel(d, ty)?;
     let e = d.entry(id).ok()?;
-    if let Some(size) = e.attr_value(gimli::DW_AT_byte_size).as_ref().and_then(udata) {
+    if let Some(size) = e
+        .attr_value(gimli::DW_AT_byte_size)
+        .as_ref()
+        .and_then(udata)
+    {
         return Some(size);
     }
     match e.tag() {
         gimli::DW_TAG_pointer_type
         | gimli::DW_TAG_reference_type
         | gimli::DW_TAG_rvalue_reference_type
-        | gimli::DW_TAG_ptr_to_member_type => Some(u64::from(d.unit(id.unit).encoding().address_size)),
+        | gimli::DW_TAG_ptr_to_member_type => {
+            Some(u64::from(d.unit(id.unit).encoding().address_size))
+        }
         gimli::DW_TAG_array_type => {
             let (element, counts) = array_dims(d, id);
             let mut n = byte_size(d, element)?;
@@ -113,8 +123,12 @@ fn array_dims(d: &DwarfData, id: DieId) -> (Option<DieId>, Vec<Option<u64>>) {
     let element = type_of(d, id);
     let mut counts = Vec::new();
     let unit = d.unit(id.unit);
-    let Ok(mut tree) = unit.entries_tree(Some(id.off)) else { return (element, counts) };
-    let Ok(root) = tree.root() else { return (element, counts) };
+    let Ok(mut tree) = unit.entries_tree(Some(id.off)) else {
+        return (element, counts);
+    };
+    let Ok(root) = tree.root() else {
+        return (element, counts);
+    };
     let mut children = root.children();
     while let Ok(Some(child)) = children.next() {
         let e = child.entry();
@@ -124,7 +138,11 @@ fn array_dims(d: &DwarfData, id: DieId) -> (Option<DieId>, Vec<Option<u64>>) {
         let count = if let Some(c) = e.attr_value(gimli::DW_AT_count).as_ref().and_then(udata) {
             Some(c)
         } else {
-            let lower = e.attr_value(gimli::DW_AT_lower_bound).as_ref().and_then(udata).unwrap_or(0);
+            let lower = e
+                .attr_value(gimli::DW_AT_lower_bound)
+                .as_ref()
+                .and_then(udata)
+                .unwrap_or(0);
             match e.attr_value(gimli::DW_AT_upper_bound) {
                 // gcc writes `int a[0]` / flexible arrays as upper_bound -1 (or omits it).
                 Some(AttributeValue::Sdata(-1)) => Some(0),
@@ -139,19 +157,32 @@ fn array_dims(d: &DwarfData, id: DieId) -> (Option<DieId>, Vec<Option<u64>>) {
 
 /// What `ty` is, for path steps.
 pub(crate) fn shape(d: &DwarfData, ty: Option<DieId>) -> Shape {
-    let Some(id) = peel(d, ty) else { return Shape::Void };
-    let Ok(e) = d.entry(id) else { return Shape::Other };
+    let Some(id) = peel(d, ty) else {
+        return Shape::Void;
+    };
+    let Ok(e) = d.entry(id) else {
+        return Shape::Other;
+    };
     match e.tag() {
         gimli::DW_TAG_base_type | gimli::DW_TAG_enumeration_type => Shape::Scalar,
-        gimli::DW_TAG_pointer_type | gimli::DW_TAG_reference_type | gimli::DW_TAG_rvalue_reference_type => {
-            Shape::Pointer { pointee: type_of(d, id) }
-        }
+        gimli::DW_TAG_pointer_type
+        | gimli::DW_TAG_reference_type
+        | gimli::DW_TAG_rvalue_reference_type => Shape::Pointer {
+            pointee: type_of(d, id),
+        },
         gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type | gimli::DW_TAG_class_type => {
-            Shape::Aggregate { id, declaration: e.has_attr(gimli::DW_AT_declaration) }
+            Shape::Aggregate {
+                id,
+                declaration: e.has_attr(gimli::DW_AT_declaration),
+            }
         }
         gimli::DW_TAG_array_type => {
             let (element, counts) = array_dims(d, id);
-            Shape::Array { element, count: counts.first().copied().flatten(), dims: counts.len() }
+            Shape::Array {
+                element,
+                count: counts.first().copied().flatten(),
+                dims: counts.len(),
+            }
         }
         _ => Shape::Other,
     }
@@ -161,7 +192,9 @@ pub(crate) fn shape(d: &DwarfData, ty: Option<DieId>) -> Shape {
 pub(crate) fn members(d: &DwarfData, id: DieId) -> Vec<MemberInfo> {
     let mut out = Vec::new();
     let unit = d.unit(id.unit);
-    let Ok(mut tree) = unit.entries_tree(Some(id.off)) else { return out };
+    let Ok(mut tree) = unit.entries_tree(Some(id.off)) else {
+        return out;
+    };
     let Ok(root) = tree.root() else { return out };
     let mut children = root.children();
     while let Ok(Some(child)) = children.next() {
@@ -171,8 +204,12 @@ pub(crate) fn members(d: &DwarfData, id: DieId) -> Vec<MemberInfo> {
             // storage in the object.
             continue;
         }
-        let name = e.attr_value(gimli::DW_AT_name).and_then(|v| d.attr_string(id.unit, v));
-        let ty = e.attr_value(gimli::DW_AT_type).and_then(|v| d.resolve_ref(id.unit, &v));
+        let name = e
+            .attr_value(gimli::DW_AT_name)
+            .and_then(|v| d.attr_string(id.unit, v));
+        let ty = e
+            .attr_value(gimli::DW_AT_type)
+            .and_then(|v| d.resolve_ref(id.unit, &v));
         let bit_size = e.attr_value(gimli::DW_AT_bit_size).as_ref().and_then(udata);
         let offset = match e.attr_value(gimli::DW_AT_data_member_location) {
             Some(AttributeValue::Exprloc(expr)) => {
@@ -184,16 +221,29 @@ pub(crate) fn members(d: &DwarfData, id: DieId) -> Vec<MemberInfo> {
                 }
             }
             Some(v) => udata(&v).unwrap_or(0),
-            None => e.attr_value(gimli::DW_AT_data_bit_offset).as_ref().and_then(udata).map_or(0, |bits| bits / 8),
+            None => e
+                .attr_value(gimli::DW_AT_data_bit_offset)
+                .as_ref()
+                .and_then(udata)
+                .map_or(0, |bits| bits / 8),
         };
-        out.push(MemberInfo { name, offset, ty, bitfield: bit_size });
+        out.push(MemberInfo {
+            name,
+            offset,
+            ty,
+            bitfield: bit_size,
+        });
     }
     out
 }
 
 /// Finds member `name` of aggregate `id`, looking into anonymous struct/union members too.
 /// Returns its byte offset and type, or None.
-pub(crate) fn find_member(d: &DwarfData, id: DieId, name: &str) -> Option<(u64, Option<DieId>, Option<u64>)> {
+pub(crate) fn find_member(
+    d: &DwarfData,
+    id: DieId,
+    name: &str,
+) -> Option<(u64, Option<DieId>, Option<u64>)> {
     let all = members(d, id);
     if let Some(m) = all.iter().find(|m| m.name.as_deref() == Some(name)) {
         return Some((m.offset, m.ty, m.bitfield));
@@ -231,17 +281,30 @@ pub(crate) fn type_name(d: &DwarfData, ty: Option<DieId>) -> String {
 
 /// `base *`, without a space between stars.
 fn pointer_to(base: String, op: &str) -> String {
-    if base.ends_with('*') || base.ends_with('&') { format!("{base}{op}") } else { format!("{base} {op}") }
+    if base.ends_with('*') || base.ends_with('&') {
+        format!("{base}{op}")
+    } else {
+        format!("{base} {op}")
+    }
 }
 
 fn name_rec(d: &DwarfData, ty: Option<DieId>, depth: usize) -> String {
-    let Some(id) = ty else { return "void".to_string() };
+    let Some(id) = ty else {
+        return "void".to_string();
+    };
     if depth > MAX_CHAIN {
         return "...".to_string();
     }
-    let Ok(e) = d.entry(id) else { return "?".to_string() };
-    let own = e.attr_value(gimli::DW_AT_name).and_then(|v| d.attr_string(id.unit, v));
-    let inner = || e.attr_value(gimli::DW_AT_type).and_then(|v| d.resolve_ref(id.unit, &v));
+    let Ok(e) = d.entry(id) else {
+        return "?".to_string();
+    };
+    let own = e
+        .attr_value(gimli::DW_AT_name)
+        .and_then(|v| d.attr_string(id.unit, v));
+    let inner = || {
+        e.attr_value(gimli::DW_AT_type)
+            .and_then(|v| d.resolve_ref(id.unit, &v))
+    };
     let c = !d.units[id.unit].cplusplus;
     let tagged = |kw: &str| match &own {
         Some(n) if c => format!("{kw} {n}"),
@@ -253,7 +316,9 @@ fn name_rec(d: &DwarfData, ty: Option<DieId>, depth: usize) -> String {
         gimli::DW_TAG_union_type => tagged("union"),
         gimli::DW_TAG_class_type => tagged("class"),
         gimli::DW_TAG_enumeration_type => tagged("enum"),
-        gimli::DW_TAG_pointer_type | gimli::DW_TAG_reference_type | gimli::DW_TAG_rvalue_reference_type => {
+        gimli::DW_TAG_pointer_type
+        | gimli::DW_TAG_reference_type
+        | gimli::DW_TAG_rvalue_reference_type => {
             let op = match e.tag() {
                 gimli::DW_TAG_pointer_type => "*",
                 gimli::DW_TAG_reference_type => "&",
@@ -266,7 +331,10 @@ fn name_rec(d: &DwarfData, ty: Option<DieId>, depth: usize) -> String {
             }
             pointer_to(name_rec(d, target, depth + 1), op)
         }
-        gimli::DW_TAG_const_type | gimli::DW_TAG_volatile_type | gimli::DW_TAG_restrict_type | gimli::DW_TAG_atomic_type => {
+        gimli::DW_TAG_const_type
+        | gimli::DW_TAG_volatile_type
+        | gimli::DW_TAG_restrict_type
+        | gimli::DW_TAG_atomic_type => {
             let q = match e.tag() {
                 gimli::DW_TAG_const_type => "const",
                 gimli::DW_TAG_volatile_type => "volatile",
@@ -284,7 +352,10 @@ fn name_rec(d: &DwarfData, ty: Option<DieId>, depth: usize) -> String {
         }
         gimli::DW_TAG_array_type => {
             let (element, counts) = array_dims(d, id);
-            let dims: String = counts.iter().map(|c| c.map_or("[]".to_string(), |n| format!("[{n}]"))).collect();
+            let dims: String = counts
+                .iter()
+                .map(|c| c.map_or("[]".to_string(), |n| format!("[{n}]")))
+                .collect();
             format!("{} {dims}", name_rec(d, element, depth + 1))
         }
         gimli::DW_TAG_subroutine_type => {
@@ -308,7 +379,9 @@ fn signature(d: &DwarfData, id: DieId, depth: usize) -> (String, String) {
             let e = child.entry();
             match e.tag() {
                 gimli::DW_TAG_formal_parameter => {
-                    let t = e.attr_value(gimli::DW_AT_type).and_then(|v| d.resolve_ref(id.unit, &v));
+                    let t = e
+                        .attr_value(gimli::DW_AT_type)
+                        .and_then(|v| d.resolve_ref(id.unit, &v));
                     args.push(name_rec(d, t, depth + 1));
                 }
                 gimli::DW_TAG_unspecified_parameters => args.push("...".to_string()),
@@ -316,28 +389,45 @@ fn signature(d: &DwarfData, id: DieId, depth: usize) -> (String, String) {
             }
         }
     }
-    let args = if args.is_empty() { "void".to_string() } else { args.join(", ") };
+    let args = if args.is_empty() {
+        "void".to_string()
+    } else {
+        args.join(", ")
+    };
     (ret, args)
 }
 
 /// True if `pointee` (a pointer's target) is a 1-byte character type: the pointer is a C
 /// string.
 pub(crate) fn is_char(d: &DwarfData, pointee: Option<DieId>) -> bool {
-    let Some(id) = peel(d, pointee) else { return false };
+    let Some(id) = peel(d, pointee) else {
+        return false;
+    };
     let Ok(e) = d.entry(id) else { return false };
     e.tag() == gimli::DW_TAG_base_type
-        && e.attr_value(gimli::DW_AT_byte_size).as_ref().and_then(udata) == Some(1)
+        && e.attr_value(gimli::DW_AT_byte_size)
+            .as_ref()
+            .and_then(udata)
+            == Some(1)
         && matches!(
             e.attr_value(gimli::DW_AT_encoding),
-            Some(AttributeValue::Encoding(gimli::DW_ATE_signed_char | gimli::DW_ATE_unsigned_char | gimli::DW_ATE_UTF))
+            Some(AttributeValue::Encoding(
+                gimli::DW_ATE_signed_char | gimli::DW_ATE_unsigned_char | gimli::DW_ATE_UTF
+            ))
         )
 }
 
 /// Lowers `ty` for rendering. `depth` 0 lowers a struct's members; deeper structs are opaque.
-pub(crate) fn lower(d: &DwarfData, ty: Option<DieId>, depth: usize) -> Result<TypeDesc, SymbolError> {
+pub(crate) fn lower(
+    d: &DwarfData,
+    ty: Option<DieId>,
+    depth: usize,
+) -> Result<TypeDesc, SymbolError> {
     let name = type_name(d, ty);
     let size = byte_size(d, ty).unwrap_or(0) as u32;
-    let Some(id) = peel(d, ty) else { return Ok(TypeDesc::Opaque { name, size: 0 }) };
+    let Some(id) = peel(d, ty) else {
+        return Ok(TypeDesc::Opaque { name, size: 0 });
+    };
     let e = d.entry(id)?;
     Ok(match e.tag() {
         gimli::DW_TAG_base_type => {
@@ -346,10 +436,26 @@ pub(crate) fn lower(d: &DwarfData, ty: Option<DieId>, depth: usize) -> Result<Ty
                 _ => gimli::DwAte(0),
             };
             match encoding {
-                gimli::DW_ATE_signed => TypeDesc::Int { name, size, signed: true },
-                gimli::DW_ATE_unsigned => TypeDesc::Int { name, size, signed: false },
-                gimli::DW_ATE_signed_char => TypeDesc::Char { name, size, signed: true },
-                gimli::DW_ATE_unsigned_char | gimli::DW_ATE_UTF => TypeDesc::Char { name, size, signed: false },
+                gimli::DW_ATE_signed => TypeDesc::Int {
+                    name,
+                    size,
+                    signed: true,
+                },
+                gimli::DW_ATE_unsigned => TypeDesc::Int {
+                    name,
+                    size,
+                    signed: false,
+                },
+                gimli::DW_ATE_signed_char => TypeDesc::Char {
+                    name,
+                    size,
+                    signed: true,
+                },
+                gimli::DW_ATE_unsigned_char | gimli::DW_ATE_UTF => TypeDesc::Char {
+                    name,
+                    size,
+                    signed: false,
+                },
                 gimli::DW_ATE_boolean => TypeDesc::Bool,
                 gimli::DW_ATE_float if size == 4 || size == 8 => TypeDesc::Float { name, size },
                 _ => TypeDesc::Opaque { name, size },
@@ -358,12 +464,16 @@ pub(crate) fn lower(d: &DwarfData, ty: Option<DieId>, depth: usize) -> Result<Ty
         gimli::DW_TAG_enumeration_type => {
             // Signedness from the underlying type when DWARF gives it (gcc does since DWARF 3
             // extensions); else from whether any enumerator is negative.
-            let underlying = peel(d, type_of(d, id)).and_then(|u| d.entry(u).ok()).map(|u| {
-                matches!(
-                    u.attr_value(gimli::DW_AT_encoding),
-                    Some(AttributeValue::Encoding(gimli::DW_ATE_signed | gimli::DW_ATE_signed_char))
-                )
-            });
+            let underlying = peel(d, type_of(d, id))
+                .and_then(|u| d.entry(u).ok())
+                .map(|u| {
+                    matches!(
+                        u.attr_value(gimli::DW_AT_encoding),
+                        Some(AttributeValue::Encoding(
+                            gimli::DW_ATE_signed | gimli::DW_ATE_signed_char
+                        ))
+                    )
+                });
             let mut enumerators = Vec::new();
             let mut any_negative = false;
             let unit = d.unit(id.unit);
@@ -375,11 +485,18 @@ pub(crate) fn lower(d: &DwarfData, ty: Option<DieId>, depth: usize) -> Result<Ty
                 if c.tag() != gimli::DW_TAG_enumerator {
                     continue;
                 }
-                let Some(n) = c.attr_value(gimli::DW_AT_name).and_then(|v| d.attr_string(id.unit, v)) else { continue };
+                let Some(n) = c
+                    .attr_value(gimli::DW_AT_name)
+                    .and_then(|v| d.attr_string(id.unit, v))
+                else {
+                    continue;
+                };
                 let value = match c.attr_value(gimli::DW_AT_const_value) {
                     Some(AttributeValue::Sdata(v)) => v,
                     // Fixed-size forms carry no sign: extend only for a signed enum.
-                    Some(v) if underlying == Some(true) => udata(&v).map_or(0, |u| sign_extend(u, size)),
+                    Some(v) if underlying == Some(true) => {
+                        udata(&v).map_or(0, |u| sign_extend(u, size))
+                    }
                     Some(v) => udata(&v).map_or(0, |u| u as i64),
                     None => continue,
                 };
@@ -387,11 +504,19 @@ pub(crate) fn lower(d: &DwarfData, ty: Option<DieId>, depth: usize) -> Result<Ty
                 enumerators.push((value, n));
             }
             let signed = underlying.unwrap_or(any_negative);
-            TypeDesc::Enum { name, size, signed, enumerators }
+            TypeDesc::Enum {
+                name,
+                size,
+                signed,
+                enumerators,
+            }
         }
-        gimli::DW_TAG_pointer_type | gimli::DW_TAG_reference_type | gimli::DW_TAG_rvalue_reference_type => {
-            TypeDesc::Pointer { name, cstring: is_char(d, type_of(d, id)) }
-        }
+        gimli::DW_TAG_pointer_type
+        | gimli::DW_TAG_reference_type
+        | gimli::DW_TAG_rvalue_reference_type => TypeDesc::Pointer {
+            name,
+            cstring: is_char(d, type_of(d, id)),
+        },
         gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type | gimli::DW_TAG_class_type => {
             if depth > 0 || e.has_attr(gimli::DW_AT_declaration) {
                 TypeDesc::Opaque { name, size }
@@ -399,12 +524,23 @@ pub(crate) fn lower(d: &DwarfData, ty: Option<DieId>, depth: usize) -> Result<Ty
                 let mut out = Vec::new();
                 for m in members(d, id) {
                     let ty = match m.bitfield {
-                        Some(bits) => TypeDesc::Opaque { name: format!("{} : {bits}", type_name(d, m.ty)), size: 0 },
+                        Some(bits) => TypeDesc::Opaque {
+                            name: format!("{} : {bits}", type_name(d, m.ty)),
+                            size: 0,
+                        },
                         None => lower(d, m.ty, depth + 1)?,
                     };
-                    out.push(Member { name: m.name.unwrap_or_else(|| "<anon>".to_string()), offset: m.offset as u32, ty });
+                    out.push(Member {
+                        name: m.name.unwrap_or_else(|| "<anon>".to_string()),
+                        offset: m.offset as u32,
+                        ty,
+                    });
                 }
-                TypeDesc::Struct { name, size, members: out }
+                TypeDesc::Struct {
+                    name,
+                    size,
+                    members: out,
+                }
             }
         }
         gimli::DW_TAG_array_type => {

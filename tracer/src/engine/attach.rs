@@ -13,16 +13,27 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-pub(crate) fn launch(launch: Launch, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(Engine, AttachInfo), EngineError> {
+pub(crate) fn launch(
+    launch: Launch,
+    exec_policy: ExecPolicy,
+    events: Sender<Event>,
+) -> Result<(Engine, AttachInfo), EngineError> {
     match launch {
         Launch::Attach { pid } => attach(pid, exec_policy, events),
         Launch::Spawn { program, args } => spawn(&program, &args, exec_policy, events),
     }
 }
 
-fn new_engine(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<Engine, EngineError> {
-    let code = CodeWriter::open(pid)
-        .map_err(|e| EngineError::Attach(format!("cannot open /proc/{pid}/mem for writing breakpoints: {e}")))?;
+fn new_engine(
+    pid: i32,
+    exec_policy: ExecPolicy,
+    events: Sender<Event>,
+) -> Result<Engine, EngineError> {
+    let code = CodeWriter::open(pid).map_err(|e| {
+        EngineError::Attach(format!(
+            "cannot open /proc/{pid}/mem for writing breakpoints: {e}"
+        ))
+    })?;
     Ok(Engine {
         pid,
         threads: HashMap::new(),
@@ -41,10 +52,16 @@ fn new_engine(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Resul
     })
 }
 
-fn attach(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(Engine, AttachInfo), EngineError> {
+fn attach(
+    pid: i32,
+    exec_policy: ExecPolicy,
+    events: Sender<Event>,
+) -> Result<(Engine, AttachInfo), EngineError> {
     let started = Instant::now();
     let status = procfs::read_status(pid).map_err(|_| {
-        EngineError::Attach(format!("no process with pid {pid} (it may have exited; `pgrep -a NAME` lists candidates)"))
+        EngineError::Attach(format!(
+            "no process with pid {pid} (it may have exited; `pgrep -a NAME` lists candidates)"
+        ))
     })?;
     if status.tgid != pid {
         return Err(EngineError::Attach(format!(
@@ -56,14 +73,17 @@ fn attach(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(E
         return Err(EngineError::Attach("scry cannot attach to itself".into()));
     }
     if status.state == 'Z' {
-        return Err(EngineError::Attach(format!("process {pid} is a zombie (it has exited; its parent has not reaped it)")));
+        return Err(EngineError::Attach(format!(
+            "process {pid} is a zombie (it has exited; its parent has not reaped it)"
+        )));
     }
     let mut engine = new_engine(pid, exec_policy, events)?;
     let mut vanished = 0;
     // Threads created by a thread we have not seized yet are missed by TRACECLONE, so list
     // again until a round finds nobody new.
     loop {
-        let tids = procfs::list_tasks(pid).map_err(|_| EngineError::Attach(format!("process {pid} exited while we attached")))?;
+        let tids = procfs::list_tasks(pid)
+            .map_err(|_| EngineError::Attach(format!("process {pid} exited while we attached")))?;
         let mut new = 0;
         for tid in tids {
             if engine.threads.contains_key(&tid) {
@@ -72,19 +92,37 @@ fn attach(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(E
             match ptrace::seize(tid) {
                 Ok(()) => {
                     new += 1;
-                    engine.threads.insert(tid, Thread { pid, state: ThreadState::Running, pending_sig: 0 });
+                    engine.threads.insert(
+                        tid,
+                        Thread {
+                            pid,
+                            state: ThreadState::Running,
+                            pending_sig: 0,
+                        },
+                    );
                 }
                 // Gone between the listing and the seize: fine.
                 Err(Errno::ESRCH) => vanished += 1,
                 // Already ours: created by a thread we had seized, so TRACECLONE attached it.
                 Err(Errno::EPERM) if tid != pid && traced_by_us(tid) => {
                     new += 1;
-                    engine.threads.insert(tid, Thread { pid, state: ThreadState::Running, pending_sig: 0 });
+                    engine.threads.insert(
+                        tid,
+                        Thread {
+                            pid,
+                            state: ThreadState::Running,
+                            pending_sig: 0,
+                        },
+                    );
                 }
                 Err(Errno::EPERM) if tid != pid && thread_is_exiting(tid) => vanished += 1,
-                Err(e) if tid == pid || engine.threads.is_empty() => return Err(EngineError::Attach(explain_denied(pid, e))),
+                Err(e) if tid == pid || engine.threads.is_empty() => {
+                    return Err(EngineError::Attach(explain_denied(pid, e)));
+                }
                 Err(e) => {
-                    return Err(EngineError::Attach(format!("cannot attach to thread {tid} of process {pid}: {e}")));
+                    return Err(EngineError::Attach(format!(
+                        "cannot attach to thread {tid} of process {pid}: {e}"
+                    )));
                 }
             }
         }
@@ -93,7 +131,9 @@ fn attach(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(E
         }
     }
     if engine.threads.is_empty() {
-        return Err(EngineError::Attach(format!("process {pid} exited while we attached")));
+        return Err(EngineError::Attach(format!(
+            "process {pid} exited while we attached"
+        )));
     }
     let info = AttachInfo {
         pid,
@@ -107,7 +147,8 @@ fn attach(pid: i32, exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(E
 
 fn traced_by_us(tid: i32) -> bool {
     let me = ptrace::gettid();
-    procfs::read_status(tid).is_ok_and(|s| s.tracer_pid == me || s.tracer_pid == std::process::id() as i32)
+    procfs::read_status(tid)
+        .is_ok_and(|s| s.tracer_pid == me || s.tracer_pid == std::process::id() as i32)
 }
 
 fn thread_is_exiting(tid: i32) -> bool {
@@ -119,7 +160,10 @@ fn thread_is_exiting(tid: i32) -> bool {
 
 /// Why the kernel refused PTRACE_SEIZE, and what to do about it.
 pub(crate) fn explain_denied(pid: i32, err: Errno) -> String {
-    let mut why = vec![format!("cannot attach to process {pid} ({}): {err}", procfs::status::comm(pid))];
+    let mut why = vec![format!(
+        "cannot attach to process {pid} ({}): {err}",
+        procfs::status::comm(pid)
+    )];
     if let Ok(target) = procfs::read_status(pid) {
         if target.tracer_pid != 0 {
             why.push(format!(
@@ -160,10 +204,20 @@ pub(crate) fn explain_denied(pid: i32, err: Errno) -> String {
 
 /// Starts `program` under the engine and runs it to its entry point, where it is held until
 /// the session has planted its probes.
-fn spawn(program: &std::path::Path, args: &[String], exec_policy: ExecPolicy, events: Sender<Event>) -> Result<(Engine, AttachInfo), EngineError> {
+fn spawn(
+    program: &std::path::Path,
+    args: &[String],
+    exec_policy: ExecPolicy,
+    events: Sender<Event>,
+) -> Result<(Engine, AttachInfo), EngineError> {
     let started = Instant::now();
     let pid = fork_stopped(program, args)?;
-    let err = |what: &str, e: Errno| EngineError::Attach(format!("starting {} under scry: {what}: {e}", program.display()));
+    let err = |what: &str, e: Errno| {
+        EngineError::Attach(format!(
+            "starting {} under scry: {what}: {e}",
+            program.display()
+        ))
+    };
     // Wait for the self-inflicted SIGSTOP.
     let mut status = 0;
     let waited = loop {
@@ -185,11 +239,21 @@ fn spawn(program: &std::path::Path, args: &[String], exec_policy: ExecPolicy, ev
     // SAFETY: plain kill(2).
     unsafe { libc::kill(pid, libc::SIGCONT) };
     let mut engine = new_engine(pid, exec_policy, events)?;
-    engine.threads.insert(pid, Thread { pid, state: ThreadState::Running, pending_sig: 0 });
+    engine.threads.insert(
+        pid,
+        Thread {
+            pid,
+            state: ThreadState::Running,
+            pending_sig: 0,
+        },
+    );
     // Run to the exec stop, passing every other stop through.
     loop {
         match ptrace::wait_for(pid, true) {
-            Ok(Some(Stop::Event { event: libc::PTRACE_EVENT_EXEC, .. })) => break,
+            Ok(Some(Stop::Event {
+                event: libc::PTRACE_EVENT_EXEC,
+                ..
+            })) => break,
             Ok(Some(Stop::Event { .. })) | Ok(Some(Stop::Syscall { .. })) => {
                 let _ = ptrace::cont(pid, 0);
             }
@@ -197,21 +261,36 @@ fn spawn(program: &std::path::Path, args: &[String], exec_policy: ExecPolicy, ev
                 let _ = ptrace::cont(pid, if sig == libc::SIGSTOP { 0 } else { sig });
             }
             Ok(Some(Stop::Exited { code, .. })) => {
-                return Err(EngineError::Attach(format!("{} exited with code {code} before it started (does it exist and is it executable?)", program.display())));
+                return Err(EngineError::Attach(format!(
+                    "{} exited with code {code} before it started (does it exist and is it executable?)",
+                    program.display()
+                )));
             }
             Ok(Some(Stop::Killed { sig, .. })) => {
-                return Err(EngineError::Attach(format!("{} was killed by signal {sig} before it started", program.display())));
+                return Err(EngineError::Attach(format!(
+                    "{} was killed by signal {sig} before it started",
+                    program.display()
+                )));
             }
             Ok(None) | Err(Errno::EINTR) => {}
             Err(e) => return Err(err("waiting for exec", e)),
         }
     }
     // The new image is mapped, its libraries are not: hold it at its entry point.
-    engine.code = CodeWriter::open(pid).map_err(|e| EngineError::Attach(format!("cannot open /proc/{pid}/mem: {e}")))?;
-    let entry = read_auxv_entry(pid).ok_or_else(|| EngineError::Attach("cannot find the program's entry point (AT_ENTRY)".into()))?;
+    engine.code = CodeWriter::open(pid)
+        .map_err(|e| EngineError::Attach(format!("cannot open /proc/{pid}/mem: {e}")))?;
+    let entry = read_auxv_entry(pid).ok_or_else(|| {
+        EngineError::Attach("cannot find the program's entry point (AT_ENTRY)".into())
+    })?;
     engine.plant_internal(entry, BpUser::Entry)?;
     let _ = ptrace::cont(pid, 0);
-    let info = AttachInfo { pid, threads: 1, vanished: 0, elapsed: started.elapsed(), stopped: Duration::ZERO };
+    let info = AttachInfo {
+        pid,
+        threads: 1,
+        vanished: 0,
+        elapsed: started.elapsed(),
+        stopped: Duration::ZERO,
+    };
     Ok((engine, info))
 }
 
@@ -228,22 +307,33 @@ pub(crate) fn read_auxv_entry(pid: i32) -> Option<u64> {
 /// Forks a child that stops itself (SIGSTOP) and then execs `program`. std's `Command` cannot
 /// be used: it waits for the exec before returning, and the child stops before it.
 fn fork_stopped(program: &std::path::Path, args: &[String]) -> Result<i32, EngineError> {
-    let bad = |what: String| EngineError::Attach(format!("cannot start {}: {what}", program.display()));
+    let bad =
+        |what: String| EngineError::Attach(format!("cannot start {}: {what}", program.display()));
     // Resolve the program like a shell would, before forking.
     let path = if program.as_os_str().as_bytes().contains(&b'/') {
         program.to_path_buf()
     } else {
         std::env::var_os("PATH")
-            .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(program))
+                    .find(|p| p.is_file())
+            })
             .ok_or_else(|| bad("not found in PATH".into()))?
     };
     if !path.is_file() {
         return Err(bad("no such file".into()));
     }
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| bad("the path contains a NUL byte".into()))?;
-    let mut c_args = vec![CString::new(program.as_os_str().as_bytes()).map_err(|_| bad("NUL in argument".into()))?];
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| bad("the path contains a NUL byte".into()))?;
+    let mut c_args = vec![
+        CString::new(program.as_os_str().as_bytes()).map_err(|_| bad("NUL in argument".into()))?,
+    ];
     for a in args {
-        c_args.push(CString::new(a.as_bytes()).map_err(|_| bad("an argument contains a NUL byte".into()))?);
+        c_args.push(
+            CString::new(a.as_bytes())
+                .map_err(|_| bad("an argument contains a NUL byte".into()))?,
+        );
     }
     let c_env: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {

@@ -24,7 +24,11 @@ impl Engine {
                 continue;
             }
             let bp = self.prepare(addr, site.near.0)?;
-            self.prepare_slot(addr, bp.near, &bp.displaced).map_err(|detail| EngineError::Plant { addr: site.addr, detail })?;
+            self.prepare_slot(addr, bp.near, &bp.displaced)
+                .map_err(|detail| EngineError::Plant {
+                    addr: site.addr,
+                    detail,
+                })?;
             new_bps.push((addr, bp));
         }
         let probe = self.probes.entry(req.probe).or_insert_with(|| ProbeRt {
@@ -35,19 +39,26 @@ impl Engine {
         });
         let first_site = probe.sites.len() as u32;
         for site in &req.sites {
-            probe.sites.push(SiteRt { plans: site.plans.clone() });
+            probe.sites.push(SiteRt {
+                plans: site.plans.clone(),
+            });
         }
         for (addr, bp) in new_bps {
-            self.code.write(addr, &[INT3]).map_err(|e| EngineError::Plant {
-                addr: RuntimeAddr(addr),
-                detail: format!("writing the int3 failed: {e}"),
-            })?;
+            self.code
+                .write(addr, &[INT3])
+                .map_err(|e| EngineError::Plant {
+                    addr: RuntimeAddr(addr),
+                    detail: format!("writing the int3 failed: {e}"),
+                })?;
             self.phantoms.remove(&addr);
             self.bps.insert(addr, bp);
         }
         for (i, site) in req.sites.iter().enumerate() {
             if let Some(bp) = self.bps.get_mut(&site.addr.0) {
-                bp.users.push(BpUser::Probe { probe: req.probe, site: first_site + i as u32 });
+                bp.users.push(BpUser::Probe {
+                    probe: req.probe,
+                    site: first_site + i as u32,
+                });
             }
         }
         Ok(req.sites.len())
@@ -62,18 +73,34 @@ impl Engine {
             return Ok(());
         }
         let bp = self.prepare(addr, addr)?;
-        self.prepare_slot(addr, addr, &bp.displaced).map_err(|detail| EngineError::Plant { addr: RuntimeAddr(addr), detail })?;
+        self.prepare_slot(addr, addr, &bp.displaced)
+            .map_err(|detail| EngineError::Plant {
+                addr: RuntimeAddr(addr),
+                detail,
+            })?;
         self.code
             .write(addr, &[INT3])
-            .map_err(|e| EngineError::Plant { addr: RuntimeAddr(addr), detail: format!("writing the int3 failed: {e}") })?;
+            .map_err(|e| EngineError::Plant {
+                addr: RuntimeAddr(addr),
+                detail: format!("writing the int3 failed: {e}"),
+            })?;
         self.phantoms.remove(&addr);
-        self.bps.insert(addr, Breakpoint { users: vec![user], ..bp });
+        self.bps.insert(
+            addr,
+            Breakpoint {
+                users: vec![user],
+                ..bp
+            },
+        );
         Ok(())
     }
 
     /// Reads and decodes the instruction at `addr` and checks it can be displaced.
     fn prepare(&self, addr: u64, near: u64) -> Result<Breakpoint, EngineError> {
-        let err = |detail: String| EngineError::Plant { addr: RuntimeAddr(addr), detail };
+        let err = |detail: String| EngineError::Plant {
+            addr: RuntimeAddr(addr),
+            detail,
+        };
         for (other, bp) in &self.bps {
             if *other < addr && addr < other + bp.displaced.len as u64 {
                 return Err(err(format!(
@@ -83,7 +110,9 @@ impl Engine {
             }
         }
         let mut bytes = [0u8; 16];
-        self.code.read(addr, &mut bytes).map_err(|e| err(format!("cannot read the code there: {e}")))?;
+        self.code
+            .read(addr, &mut bytes)
+            .map_err(|e| err(format!("cannot read the code there: {e}")))?;
         if bytes[0] == INT3 {
             return Err(err(
                 "there is already an int3 there (another debugger's breakpoint, one compiled into the program, \
@@ -106,7 +135,12 @@ impl Engine {
                 )));
             }
         }
-        Ok(Breakpoint { orig: bytes[0], displaced, near, users: Vec::new() })
+        Ok(Breakpoint {
+            orig: bytes[0],
+            displaced,
+            near,
+            users: Vec::new(),
+        })
     }
 
     /// Removes a probe from every int3 it uses; an int3 nobody uses any more is removed.
@@ -118,13 +152,18 @@ impl Engine {
         let addrs: Vec<u64> = self
             .bps
             .iter()
-            .filter(|(_, bp)| bp.users.iter().any(|u| matches!(u, BpUser::Probe { probe: p, .. } if *p == probe)))
+            .filter(|(_, bp)| {
+                bp.users
+                    .iter()
+                    .any(|u| matches!(u, BpUser::Probe { probe: p, .. } if *p == probe))
+            })
             .map(|(a, _)| *a)
             .collect();
         for addr in addrs {
             let now_unused = {
                 let bp = self.bps.get_mut(&addr).unwrap();
-                bp.users.retain(|u| !matches!(u, BpUser::Probe { probe: p, .. } if *p == probe));
+                bp.users
+                    .retain(|u| !matches!(u, BpUser::Probe { probe: p, .. } if *p == probe));
                 bp.users.is_empty()
             };
             if now_unused {
@@ -143,7 +182,12 @@ impl Engine {
 
     /// Forgets int3s in an unmapped range (a library was unloaded): nothing to write back.
     pub(crate) fn forget_range(&mut self, start: RuntimeAddr, end: RuntimeAddr) {
-        let gone: Vec<u64> = self.bps.keys().copied().filter(|a| start.0 <= *a && *a < end.0).collect();
+        let gone: Vec<u64> = self
+            .bps
+            .keys()
+            .copied()
+            .filter(|a| start.0 <= *a && *a < end.0)
+            .collect();
         for addr in &gone {
             self.bps.remove(addr);
         }

@@ -53,7 +53,10 @@ pub(crate) struct Thread {
 pub(crate) enum ThreadState {
     Running,
     /// Stopped at the int3 at `bp`, kept stopped until the session releases it.
-    Held { regs: libc::user_regs_struct, bp: u64 },
+    Held {
+        regs: libc::user_regs_struct,
+        bp: u64,
+    },
     /// In a group-stop (SIGSTOP/SIGTSTP from outside), left listening for SIGCONT.
     GroupStopped,
     /// Reported stopped by waitpid and not resumed yet (the engine is handling the stop).
@@ -61,7 +64,10 @@ pub(crate) enum ThreadState {
     /// Stopped at our int3 at `bp`, being served; `regs` are its registers at the trap. If the
     /// engine fails mid-way (a panic), detach puts these back, rewound to the original
     /// instruction.
-    Serving { regs: libc::user_regs_struct, bp: u64 },
+    Serving {
+        regs: libc::user_regs_struct,
+        bp: u64,
+    },
 }
 
 /// Who a breakpoint serves.
@@ -220,7 +226,9 @@ impl Engine {
                     self.report_exit(None, None);
                 }
                 Err(e) => {
-                    let _ = self.events.send(Event::Warning(format!("waitpid failed: {e}")));
+                    let _ = self
+                        .events
+                        .send(Event::Warning(format!("waitpid failed: {e}")));
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             }
@@ -240,7 +248,11 @@ impl Engine {
                 self.forget_range(start, end);
                 let _ = reply.send(());
             }
-            Command::WatchLinkMap { r_debug, r_brk, reply } => {
+            Command::WatchLinkMap {
+                r_debug,
+                r_brk,
+                reply,
+            } => {
                 self.r_debug = Some(r_debug.0);
                 let _ = reply.send(self.plant_internal(r_brk.0, BpUser::LinkMap));
             }
@@ -263,7 +275,11 @@ impl Engine {
     /// Continues a thread, delivering `sig`. A thread that vanished is not an error: its exit
     /// report follows.
     pub(crate) fn resume(&mut self, tid: Tid, sig: i32) {
-        let pending = self.threads.get_mut(&tid).map(|t| std::mem::take(&mut t.pending_sig)).unwrap_or(0);
+        let pending = self
+            .threads
+            .get_mut(&tid)
+            .map(|t| std::mem::take(&mut t.pending_sig))
+            .unwrap_or(0);
         let sig = if sig != 0 { sig } else { pending };
         if sig != 0 {
             self.stats.signals_delivered += 1;
@@ -285,10 +301,10 @@ impl Engine {
                 return;
             }
         }
-        if !matches!(stop, Stop::Exited { .. } | Stop::Killed { .. }) {
-            if let Some(t) = self.threads.get_mut(&tid) {
-                t.state = ThreadState::Stopped;
-            }
+        if !matches!(stop, Stop::Exited { .. } | Stop::Killed { .. })
+            && let Some(t) = self.threads.get_mut(&tid)
+        {
+            t.state = ThreadState::Stopped;
         }
         match stop {
             Stop::Exited { tid, code } => self.on_exit(tid, Some(code), None),
@@ -311,7 +327,10 @@ impl Engine {
                 if let Ok(new) = ptrace::event_msg(tid) {
                     let new = new as i32;
                     if event == libc::PTRACE_EVENT_CLONE {
-                        self.add_thread(new, self.threads.get(&tid).map(|t| t.pid).unwrap_or(self.pid));
+                        self.add_thread(
+                            new,
+                            self.threads.get(&tid).map(|t| t.pid).unwrap_or(self.pid),
+                        );
                     } else {
                         let vfork = event == libc::PTRACE_EVENT_VFORK;
                         let info = self.children.entry(new).or_default();
@@ -326,7 +345,10 @@ impl Engine {
             }
             libc::PTRACE_EVENT_EXEC => self.on_exec(tid),
             libc::PTRACE_EVENT_STOP => {
-                if matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) {
+                if matches!(
+                    sig,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                ) {
                     // A group-stop from outside: stay stopped as the program would without us,
                     // but let SIGCONT wake it.
                     if let Some(t) = self.threads.get_mut(&tid) {
@@ -346,7 +368,14 @@ impl Engine {
     pub(crate) fn add_thread(&mut self, tid: Tid, pid: i32) {
         if !self.threads.contains_key(&tid) {
             self.stats.threads_created += 1;
-            self.threads.insert(tid, Thread { pid, state: ThreadState::Running, pending_sig: 0 });
+            self.threads.insert(
+                tid,
+                Thread {
+                    pid,
+                    state: ThreadState::Running,
+                    pending_sig: 0,
+                },
+            );
         }
     }
 
@@ -375,7 +404,9 @@ impl Engine {
 
     /// A forked child is stopped at its first instruction and we know its kind.
     fn child_ready(&mut self, child: i32) {
-        let Some(info) = self.children.get(&child).copied() else { return };
+        let Some(info) = self.children.get(&child).copied() else {
+            return;
+        };
         if info.vfork {
             // It shares the target's memory: removing our int3s would remove them for the
             // target too. Serve its hits until it execs or exits (vfork children exec at once).
@@ -396,13 +427,20 @@ impl Engine {
             self.children.remove(&child);
             self.stats.forks += 1;
         }
-        let _ = self.events.send(Event::ForkedChild { child, vfork: info.vfork });
+        let _ = self.events.send(Event::ForkedChild {
+            child,
+            vfork: info.vfork,
+        });
     }
 
     /// A stop of a vfork child that runs in the target's memory. Returns true if handled.
     fn on_vfork_child_stop(&mut self, stop: Stop) -> bool {
         match stop {
-            Stop::Event { tid, event: libc::PTRACE_EVENT_EXEC, .. } => {
+            Stop::Event {
+                tid,
+                event: libc::PTRACE_EVENT_EXEC,
+                ..
+            } => {
                 // Its own image now: nothing of ours in it.
                 let _ = ptrace::detach(tid, 0);
                 self.children.remove(&tid);
@@ -410,9 +448,19 @@ impl Engine {
             Stop::Signal { tid, sig } => {
                 if sig == libc::SIGTRAP {
                     // Serve it like a thread of the target, for the duration of this stop.
-                    self.threads.insert(tid, Thread { pid: tid, state: ThreadState::Running, pending_sig: 0 });
+                    self.threads.insert(
+                        tid,
+                        Thread {
+                            pid: tid,
+                            state: ThreadState::Running,
+                            pending_sig: 0,
+                        },
+                    );
                     let handled = crate::hit::on_sigtrap(self, tid, Instant::now());
-                    if !matches!(self.threads.get(&tid).map(|t| &t.state), Some(ThreadState::Held { .. })) {
+                    if !matches!(
+                        self.threads.get(&tid).map(|t| &t.state),
+                        Some(ThreadState::Held { .. })
+                    ) {
                         self.threads.remove(&tid);
                     }
                     if handled {
@@ -453,13 +501,25 @@ impl Engine {
         let pid = self.pid;
         self.threads.retain(|t, th| *t == tid || th.pid != pid);
         self.threads.remove(&tid);
-        self.threads.insert(pid, Thread { pid, state: ThreadState::Running, pending_sig: 0 });
+        self.threads.insert(
+            pid,
+            Thread {
+                pid,
+                state: ThreadState::Running,
+                pending_sig: 0,
+            },
+        );
         self.bps.clear();
         self.phantoms.clear();
         self.slot_of.clear();
         self.slots = super::slots::Slots::default();
         self.r_debug = None;
-        let ended: Vec<ProbeId> = self.probes.iter().filter(|(_, p)| p.active).map(|(id, _)| *id).collect();
+        let ended: Vec<ProbeId> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.active)
+            .map(|(id, _)| *id)
+            .collect();
         if let Ok(w) = CodeWriter::open(pid) {
             self.code = w;
         }
@@ -473,13 +533,19 @@ impl Engine {
         let _ = self.events.send(Event::Exec { pid, detached });
         for id in ended {
             self.probes.remove(&id);
-            let _ = self.events.send(Event::ProbeEnded { probe: id, end: ProbeEnd::ImageGone });
+            let _ = self.events.send(Event::ProbeEnded {
+                probe: id,
+                end: ProbeEnd::ImageGone,
+            });
         }
     }
 
     /// Resumes a thread held at a breakpoint (after a ModulesChanged event).
     fn release(&mut self, tid: Tid) {
-        let Some(ThreadState::Held { regs, bp }) = self.threads.get(&tid).map(|t| t.state.clone()) else { return };
+        let Some(ThreadState::Held { regs, bp }) = self.threads.get(&tid).map(|t| t.state.clone())
+        else {
+            return;
+        };
         if let Some(t) = self.threads.get_mut(&tid) {
             t.state = ThreadState::Running;
         }

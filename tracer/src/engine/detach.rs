@@ -97,29 +97,30 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
                 e.threads.remove(&tid);
                 e.children.remove(&tid);
             }
-            Stop::Event { event, .. }
-                if matches!(event, libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK) =>
-            {
+            Stop::Event {
+                event: libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK,
+                ..
+            } => {
                 // A thread or child born during detach: it will report a first stop; take it
                 // (unless that first stop came before this event and it is already let go).
-                if let Ok(new) = ptrace::event_msg(tid) {
-                    if !done.contains(&(new as Tid)) {
-                        waiting.insert(new as Tid);
-                    }
+                if let Ok(new) = ptrace::event_msg(tid)
+                    && !done.contains(&(new as Tid))
+                {
+                    waiting.insert(new as Tid);
                 }
                 settle(e, tid, 0, &mut waiting, &mut report);
             }
             Stop::Signal { sig, .. } => {
                 let mut sig = sig;
-                if sig == libc::SIGTRAP {
-                    if let Ok(mut regs) = ptrace::get_regs(tid) {
-                        let addr = regs.rip.wrapping_sub(1);
-                        if e.phantoms.contains_key(&addr) {
-                            regs.rip = addr;
-                            let _ = ptrace::set_regs(tid, &regs);
-                            report.rewound += 1;
-                            sig = 0;
-                        }
+                if sig == libc::SIGTRAP
+                    && let Ok(mut regs) = ptrace::get_regs(tid)
+                {
+                    let addr = regs.rip.wrapping_sub(1);
+                    if e.phantoms.contains_key(&addr) {
+                        regs.rip = addr;
+                        let _ = ptrace::set_regs(tid, &regs);
+                        report.rewound += 1;
+                        sig = 0;
                     }
                 }
                 waiting.insert(tid);
@@ -132,8 +133,12 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
         }
     }
     for tid in waiting {
-        let state = crate::procfs::read_status(tid).map(|s| format!("state {}, tracer {}", s.state, s.tracer_pid)).unwrap_or_else(|_| "gone".into());
-        report.problems.push(format!("thread {tid} did not stop within 3 s ({state}); the kernel detaches it when scry exits"));
+        let state = crate::procfs::read_status(tid)
+            .map(|s| format!("state {}, tracer {}", s.state, s.tracer_pid))
+            .unwrap_or_else(|_| "gone".into());
+        report.problems.push(format!(
+            "thread {tid} did not stop within 3 s ({state}); the kernel detaches it when scry exits"
+        ));
     }
     e.threads.clear();
     e.children.clear();
@@ -142,7 +147,13 @@ pub(crate) fn detach_all(e: &mut Engine) -> DetachReport {
 
 /// A thread of ours is stopped: move it out of any slot, restore int3-free memory for a new
 /// forked child, and detach it (delivering `sig`).
-fn settle(e: &mut Engine, tid: Tid, sig: i32, waiting: &mut HashSet<Tid>, report: &mut DetachReport) {
+fn settle(
+    e: &mut Engine,
+    tid: Tid,
+    sig: i32,
+    waiting: &mut HashSet<Tid>,
+    report: &mut DetachReport,
+) {
     if let Ok(mut regs) = ptrace::get_regs(tid) {
         match e.slot_exit(regs.rip) {
             Some(Some(original)) => {
@@ -161,13 +172,12 @@ fn settle(e: &mut Engine, tid: Tid, sig: i32, waiting: &mut HashSet<Tid>, report
     }
     if !e.threads.contains_key(&tid) && e.pid != tid {
         // A forked child we never saw before: give it the original bytes.
-        if let Ok(status) = crate::procfs::read_status(tid) {
-            if status.tgid != e.pid {
-                if let Ok(w) = crate::ptrace::mem::CodeWriter::open(tid) {
-                    for (addr, orig) in &e.phantoms {
-                        let _ = w.write(*addr, &[*orig]);
-                    }
-                }
+        if let Ok(status) = crate::procfs::read_status(tid)
+            && status.tgid != e.pid
+            && let Ok(w) = crate::ptrace::mem::CodeWriter::open(tid)
+        {
+            for (addr, orig) in &e.phantoms {
+                let _ = w.write(*addr, &[*orig]);
             }
         }
     }

@@ -19,14 +19,23 @@ const SYS_MUNMAP: u64 = 11;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
 /// Maps one PROT_READ|PROT_EXEC anonymous page at exactly `addr` (chosen at plant time).
-pub(crate) fn map_page_at(e: &mut Engine, tid: Tid, regs: &libc::user_regs_struct, addr: u64) -> Result<(), String> {
-    let status = procfs::read_status(e.pid).map_err(|err| format!("cannot read the target's status: {err}"))?;
+pub(crate) fn map_page_at(
+    e: &mut Engine,
+    tid: Tid,
+    regs: &libc::user_regs_struct,
+    addr: u64,
+) -> Result<(), String> {
+    let status = procfs::read_status(e.pid)
+        .map_err(|err| format!("cannot read the target's status: {err}"))?;
     if status.seccomp != 0 {
         return Err("the target runs under a seccomp filter, so scry will not inject the mmap its out-of-line \
                     slots need (the filter could kill it or signal it); this probe cannot be served"
             .into());
     }
-    let gadget = e.slots.gadget.ok_or("found no syscall instruction in the target to borrow")?;
+    let gadget = e
+        .slots
+        .gadget
+        .ok_or("found no syscall instruction in the target to borrow")?;
     let args = [
         addr,
         PAGE,
@@ -37,12 +46,24 @@ pub(crate) fn map_page_at(e: &mut Engine, tid: Tid, regs: &libc::user_regs_struc
     ];
     match syscall(e, tid, regs, gadget, SYS_MMAP, args)? {
         r if r == addr as i64 => Ok(()),
-        r if r < 0 && r > -4096 => Err(format!("mmap in the target failed: {}", nix::errno::Errno::from_raw(-r as i32))),
+        r if r < 0 && r > -4096 => Err(format!(
+            "mmap in the target failed: {}",
+            nix::errno::Errno::from_raw(-r as i32)
+        )),
         r => {
             // An old kernel that ignores MAP_FIXED_NOREPLACE placed it elsewhere: the code was
             // encoded for `addr`, so give the page back.
-            let _ = syscall(e, tid, regs, gadget, SYS_MUNMAP, [r as u64, PAGE, 0, 0, 0, 0]);
-            Err(format!("mmap placed the slot page at {r:#x}, not at {addr:#x} (kernel older than 4.17?)"))
+            let _ = syscall(
+                e,
+                tid,
+                regs,
+                gadget,
+                SYS_MUNMAP,
+                [r as u64, PAGE, 0, 0, 0, 0],
+            );
+            Err(format!(
+                "mmap placed the slot page at {r:#x}, not at {addr:#x} (kernel older than 4.17?)"
+            ))
         }
     }
 }
@@ -75,7 +96,15 @@ pub(crate) fn candidate_pages(maps: &[Mapping], near: u64) -> Vec<u64> {
 pub(crate) fn find_syscall_gadget(pid: i32) -> Option<u64> {
     let maps = procfs::read_maps(pid).ok()?;
     let mut order: Vec<&Mapping> = maps.iter().filter(|m| m.exec && m.read).collect();
-    order.sort_by_key(|m| if m.path == "[vdso]" { 0 } else if m.path.contains("libc") { 1 } else { 2 });
+    order.sort_by_key(|m| {
+        if m.path == "[vdso]" {
+            0
+        } else if m.path.contains("libc") {
+            1
+        } else {
+            2
+        }
+    });
     for m in order {
         let len = (m.end - m.start).min(1 << 20) as usize;
         let mut buf = vec![0u8; len];
@@ -90,7 +119,14 @@ pub(crate) fn find_syscall_gadget(pid: i32) -> Option<u64> {
 }
 
 /// Runs one system call on the stopped thread `tid` and restores its registers.
-fn syscall(e: &mut Engine, tid: Tid, saved: &libc::user_regs_struct, gadget: u64, nr: u64, args: [u64; 6]) -> Result<i64, String> {
+fn syscall(
+    e: &mut Engine,
+    tid: Tid,
+    saved: &libc::user_regs_struct,
+    gadget: u64,
+    nr: u64,
+    args: [u64; 6],
+) -> Result<i64, String> {
     let mut regs = *saved;
     regs.rip = gadget;
     regs.rax = nr;
@@ -112,7 +148,8 @@ fn syscall(e: &mut Engine, tid: Tid, saved: &libc::user_regs_struct, gadget: u64
             Ok(Some(Stop::Syscall { .. })) => {
                 syscall_stops += 1;
                 if syscall_stops == 2 {
-                    let after = ptrace::get_regs(tid).map_err(|err| format!("reading the result failed: {err}"))?;
+                    let after = ptrace::get_regs(tid)
+                        .map_err(|err| format!("reading the result failed: {err}"))?;
                     break after.rax as i64;
                 }
                 let _ = ptrace::cont_syscall(tid, 0);
@@ -142,16 +179,32 @@ mod tests {
     use super::*;
 
     fn m(start: u64, end: u64) -> Mapping {
-        Mapping { start, end, read: true, write: false, exec: true, offset: 0, inode: 1, path: "/x".into() }
+        Mapping {
+            start,
+            end,
+            read: true,
+            write: false,
+            exec: true,
+            offset: 0,
+            inode: 1,
+            path: "/x".into(),
+        }
     }
 
     #[test]
     fn prefers_the_closest_gap_below_the_module() {
-        let maps = vec![m(0x40_0000, 0x40_5000), m(0x7f00_0000_0000, 0x7f00_0001_0000)];
+        let maps = vec![
+            m(0x40_0000, 0x40_5000),
+            m(0x7f00_0000_0000, 0x7f00_0001_0000),
+        ];
         let pages = candidate_pages(&maps, 0x40_1000);
         assert_eq!(pages[0], 0x40_0000 - 2 * PAGE);
         let pages = candidate_pages(&maps, 0x7f00_0000_1000);
         assert_eq!(pages[0], 0x7f00_0000_0000 - 2 * PAGE);
-        assert!(pages.iter().all(|p| p.abs_diff(0x7f00_0000_1000) < super::super::slots::MAX_DISTANCE));
+        assert!(
+            pages
+                .iter()
+                .all(|p| p.abs_diff(0x7f00_0000_1000) < super::super::slots::MAX_DISTANCE)
+        );
     }
 }

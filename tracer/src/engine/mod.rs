@@ -29,7 +29,10 @@ pub enum Launch {
     /// Attach to a running process (all its threads) by pid.
     Attach { pid: i32 },
     /// Start a program under the engine; it is held at its first instruction after exec.
-    Spawn { program: std::path::PathBuf, args: Vec<String> },
+    Spawn {
+        program: std::path::PathBuf,
+        args: Vec<String>,
+    },
 }
 
 /// What to do when the target calls exec.
@@ -112,9 +115,16 @@ pub enum Event {
     /// A forked child ran with our probes removed and was detached.
     ForkedChild { child: i32, vfork: bool },
     /// The target exited.
-    Exited { code: Option<i32>, signal: Option<i32> },
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
     /// A pending probe was planted in a library that was just loaded.
-    ProbePlanted { probe: ProbeId, sites: usize, module: String },
+    ProbePlanted {
+        probe: ProbeId,
+        sites: usize,
+        module: String,
+    },
     /// Something worth telling the user that is not an error of one request.
     Warning(String),
 }
@@ -153,7 +163,11 @@ pub(crate) enum Command {
     /// Forget breakpoints in an unmapped range (dlclose): the bytes are gone with the mapping.
     ForgetRange(RuntimeAddr, RuntimeAddr, Sender<()>),
     /// Watch the dynamic linker: plant on r_brk, read r_state at `r_debug`.
-    WatchLinkMap { r_debug: RuntimeAddr, r_brk: RuntimeAddr, reply: Sender<Result<(), EngineError>> },
+    WatchLinkMap {
+        r_debug: RuntimeAddr,
+        r_brk: RuntimeAddr,
+        reply: Sender<Result<(), EngineError>>,
+    },
     Release(Tid, Sender<()>),
     Stats(Sender<EngineStats>),
     Detach(Sender<DetachReport>),
@@ -185,7 +199,10 @@ pub struct AttachInfo {
 impl EngineHandle {
     /// Starts the engine thread and takes hold of the target. Events arrive on the returned
     /// receiver.
-    pub fn start(launch: Launch, exec_policy: ExecPolicy) -> Result<(EngineHandle, AttachInfo, Receiver<Event>), EngineError> {
+    pub fn start(
+        launch: Launch,
+        exec_policy: ExecPolicy,
+    ) -> Result<(EngineHandle, AttachInfo, Receiver<Event>), EngineError> {
         waker::install();
         let (cmd_tx, cmd_rx) = mpsc::channel();
         let (ev_tx, ev_rx) = mpsc::channel();
@@ -196,7 +213,12 @@ impl EngineHandle {
             .map_err(|e| EngineError::Other(format!("cannot start the engine thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok((engine_tid, info))) => Ok((
-                EngineHandle { tx: cmd_tx, engine_tid, pid: info.pid, thread: std::sync::Mutex::new(Some(thread)) },
+                EngineHandle {
+                    tx: cmd_tx,
+                    engine_tid,
+                    pid: info.pid,
+                    thread: std::sync::Mutex::new(Some(thread)),
+                },
                 info,
                 ev_rx,
             )),
@@ -206,7 +228,9 @@ impl EngineHandle {
             }
             Err(_) => {
                 let _ = thread.join();
-                Err(EngineError::Other("the engine thread died while attaching".into()))
+                Err(EngineError::Other(
+                    "the engine thread died while attaching".into(),
+                ))
             }
         }
     }
@@ -245,8 +269,16 @@ impl EngineHandle {
     }
 
     /// Starts watching the dynamic linker's r_brk for library loads.
-    pub fn watch_link_map(&self, r_debug: RuntimeAddr, r_brk: RuntimeAddr) -> Result<(), EngineError> {
-        self.call(|tx| Command::WatchLinkMap { r_debug, r_brk, reply: tx })?
+    pub fn watch_link_map(
+        &self,
+        r_debug: RuntimeAddr,
+        r_brk: RuntimeAddr,
+    ) -> Result<(), EngineError> {
+        self.call(|tx| Command::WatchLinkMap {
+            r_debug,
+            r_brk,
+            reply: tx,
+        })?
     }
 
     /// Lets a thread held by [`Event::ModulesChanged`] run again.
@@ -263,14 +295,18 @@ impl EngineHandle {
     /// engine thread.
     pub fn detach(&self) -> Result<DetachReport, EngineError> {
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(thread) = thread else { return Err(EngineError::Gone) };
+        let Some(thread) = thread else {
+            return Err(EngineError::Gone);
+        };
         let report = self.call(Command::Detach);
         let _ = thread.join();
         match report {
             // The engine thread ended on its own (after an internal error it detaches by
             // itself and says so in a Warning event).
             Err(EngineError::Gone) => Ok(DetachReport {
-                problems: vec!["the engine had already detached on its own after an internal error".into()],
+                problems: vec![
+                    "the engine had already detached on its own after an internal error".into(),
+                ],
                 ..Default::default()
             }),
             other => other,

@@ -57,7 +57,11 @@ impl Slots {
         self.pages
             .iter_mut()
             .enumerate()
-            .find(|(_, p)| p.failed.is_none() && p.start.abs_diff(near) < MAX_DISTANCE && p.used + SLOT_SIZE <= PAGE)
+            .find(|(_, p)| {
+                p.failed.is_none()
+                    && p.start.abs_diff(near) < MAX_DISTANCE
+                    && p.used + SLOT_SIZE <= PAGE
+            })
             .map(|(i, p)| {
                 let slot = p.start + p.used;
                 p.used += SLOT_SIZE;
@@ -66,7 +70,12 @@ impl Slots {
     }
 
     fn reserve(&mut self, start: u64) {
-        self.pages.push(Page { start, used: 0, mapped: false, failed: None });
+        self.pages.push(Page {
+            start,
+            used: 0,
+            mapped: false,
+            failed: None,
+        });
     }
 
     fn is_reserved_near(&self, addr: u64) -> bool {
@@ -77,7 +86,12 @@ impl Slots {
 impl Engine {
     /// At plant time: gives the breakpoint at `addr` a slot and encodes its code (reusing the
     /// slot if this address was probed before: its code is the same).
-    pub(crate) fn prepare_slot(&mut self, addr: u64, near: u64, displaced: &Displaced) -> Result<(), String> {
+    pub(crate) fn prepare_slot(
+        &mut self,
+        addr: u64,
+        near: u64,
+        displaced: &Displaced,
+    ) -> Result<(), String> {
         if self.slot_of.contains_key(&addr) {
             return Ok(());
         }
@@ -87,24 +101,45 @@ impl Engine {
         let (slot, page) = match self.slots.take(near) {
             Some(s) => s,
             None => {
-                let maps = crate::procfs::read_maps(self.pid).map_err(|e| format!("cannot read the target's maps: {e}"))?;
+                let maps = crate::procfs::read_maps(self.pid)
+                    .map_err(|e| format!("cannot read the target's maps: {e}"))?;
                 let start = super::inject::candidate_pages(&maps, near)
                     .into_iter()
                     .find(|c| !self.slots.is_reserved_near(*c))
-                    .ok_or("no free address range within ±2 GiB of the code for an out-of-line slot")?;
+                    .ok_or(
+                        "no free address range within ±2 GiB of the code for an out-of-line slot",
+                    )?;
                 self.slots.reserve(start);
-                self.slots.take(near).ok_or("a new slot page is out of reach")?
+                self.slots
+                    .take(near)
+                    .ok_or("a new slot page is out of reach")?
             }
         };
         let (code, layout) = relocate::build_slot(displaced, slot).map_err(|e| e.to_string())?;
-        self.slot_of.insert(addr, SlotInfo { layout, next: displaced.insn.next_ip(), code, page, written: false });
+        self.slot_of.insert(
+            addr,
+            SlotInfo {
+                layout,
+                next: displaced.insn.next_ip(),
+                code,
+                page,
+                written: false,
+            },
+        );
         Ok(())
     }
 
     /// On the hit path: the slot for the breakpoint at `addr`, mapping its page (using the
     /// stopped thread `tid`) and writing its code the first time.
-    pub(crate) fn ensure_slot(&mut self, addr: u64, tid: Tid, regs: &libc::user_regs_struct) -> Result<SlotLayout, String> {
-        let Some(info) = self.slot_of.get(&addr) else { return Err("no slot was prepared for this address".into()) };
+    pub(crate) fn ensure_slot(
+        &mut self,
+        addr: u64,
+        tid: Tid,
+        regs: &libc::user_regs_struct,
+    ) -> Result<SlotLayout, String> {
+        let Some(info) = self.slot_of.get(&addr) else {
+            return Err("no slot was prepared for this address".into());
+        };
         if info.written {
             return Ok(info.layout);
         }
@@ -119,16 +154,22 @@ impl Engine {
                 Ok(()) => {
                     self.slots.pages[page].mapped = true;
                     self.stats.slot_pages += 1;
-                    self.stats.slot_page_ns_max = self.stats.slot_page_ns_max.max(started.elapsed().as_nanos() as u64);
+                    self.stats.slot_page_ns_max = self
+                        .stats
+                        .slot_page_ns_max
+                        .max(started.elapsed().as_nanos() as u64);
                 }
                 Err(why) => {
                     // Most likely the program mapped something there since we chose the
                     // address: choose again, now, once.
                     self.slots.pages[page].failed = Some(why.clone());
-                    let Some(bp) = self.bps.get(&addr) else { return Err(why) };
+                    let Some(bp) = self.bps.get(&addr) else {
+                        return Err(why);
+                    };
                     let (near, displaced) = (bp.near, bp.displaced.clone());
                     self.slot_of.remove(&addr);
-                    self.prepare_slot(addr, near, &displaced).map_err(|e| format!("{why}; then: {e}"))?;
+                    self.prepare_slot(addr, near, &displaced)
+                        .map_err(|e| format!("{why}; then: {e}"))?;
                     let page = self.slot_of[&addr].page;
                     let want = self.slots.pages[page].start;
                     if let Err(again) = super::inject::map_page_at(self, tid, regs, want) {
@@ -141,10 +182,15 @@ impl Engine {
             }
         }
         let info = self.slot_of.get_mut(&addr).unwrap();
-        self.code.write(info.layout.start, &info.code).map_err(|e| format!("writing the slot at {:#x} failed: {e}", info.layout.start))?;
+        self.code
+            .write(info.layout.start, &info.code)
+            .map_err(|e| format!("writing the slot at {:#x} failed: {e}", info.layout.start))?;
         info.written = true;
         let layout = info.layout;
-        self.stats.slot_build_ns_max = self.stats.slot_build_ns_max.max(started.elapsed().as_nanos() as u64);
+        self.stats.slot_build_ns_max = self
+            .stats
+            .slot_build_ns_max
+            .max(started.elapsed().as_nanos() as u64);
         Ok(layout)
     }
 

@@ -31,7 +31,9 @@ pub fn read_status(pid: i32) -> io::Result<ProcStatus> {
 pub fn parse_status(text: &str) -> ProcStatus {
     let mut s = ProcStatus::default();
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match key {
             "Name" => s.name = value.to_string(),
@@ -63,7 +65,9 @@ pub fn list_tasks(pid: i32) -> io::Result<Vec<i32>> {
 
 /// The name of a process for messages (`comm`), or `?`.
 pub fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 #[cfg(test)]
@@ -72,7 +76,9 @@ mod tests {
 
     #[test]
     fn parses_status_fields() {
-        let s = parse_status("Name:\tloop\nState:\tS (sleeping)\nTgid:\t42\nTracerPid:\t7\nUid:\t1000\t1001\t1000\t1000\nCapEff:\t000001ffffffffff\nSeccomp:\t2\n");
+        let s = parse_status(
+            "Name:\tloop\nState:\tS (sleeping)\nTgid:\t42\nTracerPid:\t7\nUid:\t1000\t1001\t1000\t1000\nCapEff:\t000001ffffffffff\nSeccomp:\t2\n",
+        );
         assert_eq!(s.name, "loop");
         assert_eq!(s.state, 'S');
         assert_eq!(s.tgid, 42);

@@ -25,13 +25,26 @@ pub fn read_ranges(pid: i32, ranges: &mut [(u64, &mut [u8])]) -> Result<usize, E
     let mut local: Vec<libc::iovec> = Vec::with_capacity(ranges.len());
     let mut remote: Vec<libc::iovec> = Vec::with_capacity(ranges.len());
     for (addr, buf) in ranges.iter_mut() {
-        local.push(libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() });
-        remote.push(libc::iovec { iov_base: *addr as *mut libc::c_void, iov_len: buf.len() });
+        local.push(libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        });
+        remote.push(libc::iovec {
+            iov_base: *addr as *mut libc::c_void,
+            iov_len: buf.len(),
+        });
     }
     // SAFETY: each local iovec points into a live &mut buffer of exactly iov_len bytes, borrowed
     // for the duration of the call; remote iovecs are only addresses in the other process.
     let n = unsafe {
-        libc::process_vm_readv(pid, local.as_ptr(), local.len() as _, remote.as_ptr(), remote.len() as _, 0)
+        libc::process_vm_readv(
+            pid,
+            local.as_ptr(),
+            local.len() as _,
+            remote.as_ptr(),
+            remote.len() as _,
+            0,
+        )
     };
     if n < 0 {
         let e = Errno::last();
@@ -67,7 +80,12 @@ pub struct CodeWriter {
 impl CodeWriter {
     /// Opens /proc/PID/mem read-write (needs ptrace access to the process).
     pub fn open(pid: i32) -> std::io::Result<CodeWriter> {
-        Ok(CodeWriter { file: OpenOptions::new().read(true).write(true).open(format!("/proc/{pid}/mem"))? })
+        Ok(CodeWriter {
+            file: OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{pid}/mem"))?,
+        })
     }
 
     /// Writes `bytes` at `addr`, even into read-only text (FOLL_FORCE).

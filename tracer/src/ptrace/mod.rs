@@ -27,7 +27,11 @@ pub const OPTIONS: libc::c_int = libc::PTRACE_O_TRACECLONE
     | libc::PTRACE_O_TRACESYSGOOD;
 
 fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
-    if ret == -1 { Err(Errno::last()) } else { Ok(ret) }
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
 }
 
 fn request(req: libc::c_uint, tid: Tid, addr: usize, data: usize) -> Result<libc::c_long, Errno> {
@@ -35,7 +39,14 @@ fn request(req: libc::c_uint, tid: Tid, addr: usize, data: usize) -> Result<libc
     // SAFETY: every request issued through this helper passes either integers or a pointer to a
     // live, correctly sized buffer owned by the caller for the duration of the call (see the
     // callers below). The kernel validates `tid`.
-    let ret = unsafe { libc::ptrace(req, tid, addr as *mut libc::c_void, data as *mut libc::c_void) };
+    let ret = unsafe {
+        libc::ptrace(
+            req,
+            tid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    };
     check(ret)
 }
 
@@ -85,7 +96,12 @@ pub fn set_regs(tid: Tid, regs: &libc::user_regs_struct) -> Result<(), Errno> {
 /// PTRACE_GETEVENTMSG: the new tid after a clone/fork event, the exit status at an exit event.
 pub fn event_msg(tid: Tid) -> Result<u64, Errno> {
     let mut msg: libc::c_ulong = 0;
-    request(libc::PTRACE_GETEVENTMSG, tid, 0, &mut msg as *mut _ as usize)?;
+    request(
+        libc::PTRACE_GETEVENTMSG,
+        tid,
+        0,
+        &mut msg as *mut _ as usize,
+    )?;
     Ok(msg)
 }
 
@@ -93,7 +109,12 @@ pub fn event_msg(tid: Tid) -> Result<u64, Errno> {
 pub fn siginfo(tid: Tid) -> Result<libc::siginfo_t, Errno> {
     // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    request(libc::PTRACE_GETSIGINFO, tid, 0, &mut info as *mut _ as usize)?;
+    request(
+        libc::PTRACE_GETSIGINFO,
+        tid,
+        0,
+        &mut info as *mut _ as usize,
+    )?;
     Ok(info)
 }
 
@@ -128,9 +149,15 @@ impl Stop {
     /// Decodes a raw wait status.
     pub fn decode(tid: Tid, status: i32) -> Stop {
         if libc::WIFEXITED(status) {
-            Stop::Exited { tid, code: libc::WEXITSTATUS(status) }
+            Stop::Exited {
+                tid,
+                code: libc::WEXITSTATUS(status),
+            }
         } else if libc::WIFSIGNALED(status) {
-            Stop::Killed { tid, sig: libc::WTERMSIG(status) }
+            Stop::Killed {
+                tid,
+                sig: libc::WTERMSIG(status),
+            }
         } else {
             let sig = libc::WSTOPSIG(status);
             let event = (status >> 16) & 0xff;
