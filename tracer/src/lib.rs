@@ -19,3 +19,4 @@ pub mod value;
 pub use engine::{DetachReport, Event, ExecPolicy, HitRecord, ProbeEnd, ProbeId};
 pub use session::{ProbeInfo, ProbeSpec, RenderedHit, Session, SessionError, SessionOptions};
 pub mod vm;
+pub mod expr;
