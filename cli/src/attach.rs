@@ -25,6 +25,11 @@ pub struct AttachArgs {
     /// with {value} holes ({{ for a literal brace). Repeatable.
     #[arg(long, num_args = 2, value_names = ["LOC", "TEMPLATE"], action = clap::ArgAction::Append)]
     pub log: Vec<String>,
+    /// Report a hit only when this expression is true, e.g. `--if 'o->qty > 3 && name == "bob"'`
+    /// (C syntax; read-only; checked against the program's types when the probe is set).
+    /// Applies to every --log of the command.
+    #[arg(long = "if", value_name = "EXPR")]
+    pub condition: Option<String>,
     /// Stop after this many seconds (default: until Ctrl-C, max hits, or target exit).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -96,6 +101,7 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
             location: pair[0].clone(),
             template: pair[1].clone(),
             max_hits: args.max_hits,
+            condition: args.condition.clone(),
         };
         match session.add_probe(&spec) {
             Ok(p) => {
@@ -243,6 +249,11 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                 break;
             }
             Ok(Event::Warning(w)) => note!("warning: {w}"),
+            Ok(Event::ConditionError { probe, tid, fault, suppressed }) => {
+                let loc = locations.get(&probe).cloned().unwrap_or_default();
+                let more = if suppressed > 0 { format!(" ({suppressed} more since the last report)") } else { String::new() };
+                note!("probe {probe} at {loc}: the condition could not be evaluated on thread {tid}: {}{more}; that hit is not reported (this message repeats at most once a minute)", describe_fault(&fault));
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 ended_by = "engine stopped".into();
@@ -301,4 +312,16 @@ fn short(file: &str, line: u32) -> String {
         return "(no line info)".into();
     }
     format!("{}:{line}", file.rsplit('/').next().unwrap_or(file))
+}
+
+/// A fault as a sentence.
+fn describe_fault(f: &scry_tracer::vm::Fault) -> String {
+    use scry_tracer::vm::Fault;
+    match f {
+        Fault::Unreadable(addr) => format!("memory at {addr:#x} is unreadable (a null or wild pointer?)"),
+        Fault::DivByZero => "division by zero".into(),
+        Fault::OptimizedOut => "a value it uses is optimized out at this location".into(),
+        Fault::Unavailable(why) => format!("a value it uses is unavailable: {why}"),
+        Fault::Malformed(why) => format!("internal error in scry ({why}); please report it"),
+    }
 }

@@ -108,6 +108,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         location: location.clone(),
         template: template.into(),
         max_hits: None,
+        condition: None,
     })?;
     for s in &probe.sites {
         println!(

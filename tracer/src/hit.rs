@@ -60,6 +60,20 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                 if !p.active || p.max_hits.is_some_and(|max| p.hits >= max) {
                     continue; // another thread already took the last hit
                 }
+                // The condition, if any: a hit counts only when it holds.
+                if let Some(cond) = &p.sites[site as usize].condition {
+                    match condition_holds(cond, &regs, pid, tid, p.hits + 1) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(fault) => {
+                            report_condition_error(e, probe, tid, fault);
+                            continue;
+                        }
+                    }
+                }
+                let Some(p) = e.probes.get_mut(&probe) else {
+                    continue;
+                };
                 p.hits += 1;
                 let seq = p.hits;
                 let values = crate::fetch::run(pid, &regs, &p.sites[site as usize].plans);
@@ -145,6 +159,39 @@ pub(crate) fn resume_displaced(
     }
     let _ = ptrace::set_regs(tid, &regs);
     e.resume(tid, 0);
+}
+
+/// Runs a probe's condition against the stopped thread.
+fn condition_holds(
+    cond: &crate::vm::Program,
+    regs: &libc::user_regs_struct,
+    pid: i32,
+    tid: Tid,
+    hits: u64,
+) -> Result<bool, crate::vm::Fault> {
+    let ctx = crate::vm::HitContext { regs, pid, tid, hits };
+    let mut mem = crate::vm::ProcessMemory { pid };
+    match crate::vm::run_all(&[cond], &ctx, &mut mem, crate::vm::Limits::default()).pop() {
+        Some(crate::vm::Outcome::Done { top, .. }) => Ok(top.unwrap_or(0) != 0),
+        Some(crate::vm::Outcome::Failed(fault)) => Err(fault),
+        None => Ok(false),
+    }
+}
+
+/// A condition that cannot be evaluated is an error the user sees — never silently false —
+/// but at most once a minute per probe, with the count of those not shown.
+fn report_condition_error(e: &mut Engine, probe: ProbeId, tid: Tid, fault: crate::vm::Fault) {
+    let Some(p) = e.probes.get_mut(&probe) else {
+        return;
+    };
+    let due = p.last_condition_error.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
+    if due {
+        let suppressed = std::mem::take(&mut p.suppressed_errors);
+        p.last_condition_error = Some(std::time::Instant::now());
+        let _ = e.events.send(Event::ConditionError { probe, tid, fault, suppressed });
+    } else {
+        p.suppressed_errors += 1;
+    }
 }
 
 /// At r_brk: true when the dynamic linker says its list of libraries is consistent again

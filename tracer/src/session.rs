@@ -51,6 +51,8 @@ pub struct ProbeSpec {
     pub template: String,
     /// Unplant after this many hits.
     pub max_hits: Option<u64>,
+    /// Report a hit only when this expression is true (see docs/expressions.md).
+    pub condition: Option<String>,
 }
 
 /// One address a probe resolved to.
@@ -84,6 +86,8 @@ pub enum ProbeError {
     Location(#[from] LocationError),
     #[error("{0}")]
     Template(#[from] TemplateError),
+    #[error("in the condition at {at}: {rendered}")]
+    Condition { at: String, rendered: String },
     #[error(transparent)]
     Symbol(#[from] SymbolError),
     #[error("cannot plant '{location}': {source}")]
@@ -128,6 +132,7 @@ struct ProbeEntry {
     text: String,
     template: Template,
     max_hits: Option<u64>,
+    condition: Option<String>,
     /// Per site, in the engine's site order: where it is and the types of its holes.
     sites: Vec<(ResolvedSite, Vec<TypeDesc>)>,
     /// Waiting for a module with this name.
@@ -307,6 +312,7 @@ impl Session {
             text: spec.location.clone(),
             template,
             max_hits: spec.max_hits,
+            condition: spec.condition.clone(),
             sites: Vec::new(),
             pending: None,
         };
@@ -656,6 +662,7 @@ fn lower(
         let addr = site.addr.to_runtime(bias);
         let mut plans = Vec::new();
         let mut types = Vec::new();
+        let condition = compile_condition(&symbols, site.addr, bias, entry.condition.as_deref())?;
         for hole in entry.template.holes() {
             let (plan, ty) = symbols.compile_value(site.addr, hole, bias)?;
             plans.push(plan);
@@ -665,6 +672,7 @@ fn lower(
             addr,
             near: module.start,
             plans,
+            condition,
         });
         entry.sites.push((
             ResolvedSite {
@@ -773,4 +781,28 @@ impl Drop for Session {
             let _ = r.join();
         }
     }
+}
+
+/// Parses and type-checks a condition at one site and compiles it for the hit path.
+fn compile_condition(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    text: Option<&str>,
+) -> Result<Option<crate::vm::Program>, ProbeError> {
+    let Some(text) = text else { return Ok(None) };
+    let at = {
+        let d = symbols.describe(pc);
+        match (d.file, d.line) {
+            (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
+            _ => format!("{pc}"),
+        }
+    };
+    let is_type = |name: &str| symbols.find_type(name).is_some();
+    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Condition { at: at.clone(), rendered: e.render(text) })?;
+    let compiled = crate::expr::compile::Compiler::new(symbols, pc, bias)
+        .with_source(text)
+        .condition(&expr)
+        .map_err(|e| ProbeError::Condition { at, rendered: e.render(text) })?;
+    Ok(Some(compiled.program))
 }

@@ -239,7 +239,7 @@ impl Cache {
     fn get(&self, addr: u64, len: usize) -> Lookup<'_> {
         for (a, l, data) in &self.entries {
             match data {
-                Some(d) if *a <= addr && addr.wrapping_add(len as u64) <= a + d.len() as u64 && addr >= *a => {
+                Some(d) if *a <= addr && addr.wrapping_add(len as u64) <= a + d.len() as u64 => {
                     let off = (addr - a) as usize;
                     return Lookup::Hit(&d[off..off + len]);
                 }
@@ -271,11 +271,8 @@ pub fn run_all(programs: &[&Program], ctx: &HitContext, mem: &mut dyn Memory, li
         let mut wants: Vec<(u64, usize)> = Vec::new();
         for s in &states {
             match s.need {
-                Some(Need::Bytes { addr, len }) => {
-                    if !wants.contains(&(addr, len)) {
-                        wants.push((addr, len));
-                    }
-                }
+                Some(Need::Bytes { addr, len }) if !wants.contains(&(addr, len)) => wants.push((addr, len)),
+                Some(Need::Bytes { .. }) => {}
                 Some(Need::Str { addr, max }) => {
                     let first = ((PAGE - addr % PAGE) as usize).min(max);
                     wants.push((addr, first));

@@ -36,11 +36,14 @@ impl Engine {
             max_hits: req.max_hits,
             hits: 0,
             active: true,
+            last_condition_error: None,
+            suppressed_errors: 0,
         });
         let first_site = probe.sites.len() as u32;
         for site in &req.sites {
             probe.sites.push(SiteRt {
                 plans: site.plans.clone(),
+                condition: site.condition.clone(),
             });
         }
         for (addr, bp) in new_bps {

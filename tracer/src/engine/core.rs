@@ -100,10 +100,14 @@ pub(crate) struct ProbeRt {
     pub max_hits: Option<u64>,
     pub hits: u64,
     pub active: bool,
+    /// When a condition error was last reported, and how many were not reported since.
+    pub last_condition_error: Option<std::time::Instant>,
+    pub suppressed_errors: u64,
 }
 
 pub(crate) struct SiteRt {
     pub plans: Vec<ValuePlan>,
+    pub condition: Option<crate::vm::Program>,
 }
 
 /// A forked or vforked child we were told about (or saw stop) but have not finished with.

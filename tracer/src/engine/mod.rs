@@ -53,6 +53,8 @@ pub struct PlantSite {
     pub near: RuntimeAddr,
     /// Values to fetch at a hit, in template order.
     pub plans: Vec<ValuePlan>,
+    /// A condition compiled for this site: the hit is reported only when it is true.
+    pub condition: Option<crate::vm::Program>,
 }
 
 /// Planting a probe (or more sites of an existing one, after a dlopen).
@@ -119,6 +121,9 @@ pub enum Event {
         code: Option<i32>,
         signal: Option<i32>,
     },
+    /// A probe's condition could not be evaluated at a hit (a bad pointer, say). Reported at
+    /// most once a minute per probe; `suppressed` counts the ones not reported since.
+    ConditionError { probe: ProbeId, tid: Tid, fault: crate::vm::Fault, suppressed: u64 },
     /// A pending probe was planted in a library that was just loaded.
     ProbePlanted {
         probe: ProbeId,

@@ -7,6 +7,7 @@
 //! (crate::vm) has no op that writes or calls. See docs/expressions.md.
 
 pub mod ast;
+pub mod compile;
 pub mod parse;
 
 pub use ast::{Expr, ExprKind, Span};
