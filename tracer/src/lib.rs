@@ -14,6 +14,7 @@ pub mod ptrace;
 pub mod regs;
 pub mod session;
 pub mod template;
+pub mod unwind;
 pub mod value;
 
 pub use engine::{DetachReport, Event, ExecPolicy, HitRecord, ProbeEnd, ProbeId};

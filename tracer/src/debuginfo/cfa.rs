@@ -148,6 +148,50 @@ impl FrameTables {
         None
     }
 
+    /// Applies `f` to the unwind row covering `pc` (.eh_frame first, .debug_frame as a
+    /// fallback) together with what the stack unwinder needs besides the rules: whether the
+    /// CIE marks a signal trampoline (augmentation "S"), its return-address column, and a
+    /// way to fetch the row's DWARF expressions from their section. None if no CFI covers `pc`.
+    pub fn with_cfi_row<T>(
+        &self,
+        pc: u64,
+        f: impl FnOnce(crate::unwind::CfiRow<'_>) -> T,
+    ) -> Option<T> {
+        let mut ctx = Box::new(gimli::UnwindContext::new());
+        if let Some((section, bases, hdr)) = &self.eh_frame {
+            let fde = match hdr.as_ref().and_then(|h| h.table()) {
+                Some(table) => {
+                    table.fde_for_address(section, bases, pc, gimli::EhFrame::cie_from_offset)
+                }
+                None => section.fde_for_address(bases, pc, gimli::EhFrame::cie_from_offset),
+            };
+            if let Ok(fde) = fde
+                && let Ok(row) = fde.unwind_info_for_address(section, bases, &mut ctx, pc)
+            {
+                let expression = |e: &gimli::UnwindExpression<usize>| e.get(section).ok();
+                return Some(f(crate::unwind::CfiRow {
+                    row,
+                    signal_trampoline: fde.cie().is_signal_trampoline(),
+                    return_address_register: fde.cie().return_address_register().0,
+                    expression: &expression,
+                }));
+            }
+        }
+        if let Some((section, bases)) = &self.debug_frame
+            && let Ok(fde) = section.fde_for_address(bases, pc, gimli::DebugFrame::cie_from_offset)
+            && let Ok(row) = fde.unwind_info_for_address(section, bases, &mut ctx, pc)
+        {
+            let expression = |e: &gimli::UnwindExpression<usize>| e.get(section).ok();
+            return Some(f(crate::unwind::CfiRow {
+                row,
+                signal_trampoline: fde.cie().is_signal_trampoline(),
+                return_address_register: fde.cie().return_address_register().0,
+                expression: &expression,
+            }));
+        }
+        None
+    }
+
     /// Whether the function entered at `entry` starts by setting up a frame pointer
     /// (`push %rbp; mov %rsp,%rbp`, after an optional 4-byte `endbr64`), read from its CFI:
     /// after 1 byte the CFA is `rsp+16` with rbp saved at CFA-16, after 3 more it is `rbp+16`.

@@ -7,6 +7,7 @@
 use super::functions::FunctionIndex;
 use super::lines::LineTable;
 use super::scope::ScopeTree;
+use super::typegraph::{TypeIndex, UnitTypes};
 use super::{SourceLoc, SymbolError};
 use gimli::{AttributeValue, DwAt, Reader};
 use std::collections::HashMap;
@@ -28,12 +29,25 @@ pub(crate) struct DieId {
     pub off: UnitOff,
 }
 
+/// The source language of a unit, as far as naming types goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lang {
+    /// C (and anything not listed: C spelling is gdb's default).
+    C,
+    /// C++: qualified names, no `struct ` keyword.
+    Cplus,
+    /// Rust: qualified names, Rust spellings of pointers and arrays.
+    Rust,
+}
+
 /// One unit and its lazily built indexes.
 pub(crate) struct UnitData {
     /// The parsed unit (header, abbreviations, line program header).
     pub unit: gimli::Unit<R>,
-    /// True for C++ units (type names then have no `struct ` prefix).
-    pub cplusplus: bool,
+    /// The unit's language.
+    pub lang: Lang,
+    /// Qualified-name prefixes and names of the unit's types (built on first use).
+    pub types: OnceLock<UnitTypes>,
     /// Subprograms, inlined subroutines and blocks of this unit (built on first use).
     scopes: OnceLock<Result<ScopeTree, String>>,
     /// The decoded line table (built on first use).
@@ -60,6 +74,10 @@ pub(crate) struct DwarfData {
     pub functions: OnceLock<FunctionIndex>,
     /// Global variable names → their defining DIEs (built on first need).
     pub globals: OnceLock<HashMap<String, Vec<DieId>>>,
+    /// Type signatures (DW_FORM_ref_sig8) → the type DIE in its type unit.
+    sigs: HashMap<u64, DieId>,
+    /// Type names of every unit → their definitions (built on first need).
+    pub type_index: OnceLock<TypeIndex>,
 }
 
 impl DwarfData {
@@ -86,29 +104,36 @@ impl DwarfData {
             let Ok(unit) = dwarf.unit(header) else {
                 continue;
             };
-            let cplusplus = unit
-                .entry(unit.root_offset())
-                .ok()
-                .and_then(|root| root.attr_value(gimli::DW_AT_language))
-                .is_some_and(|v| {
-                    matches!(
-                        v,
-                        AttributeValue::Language(
-                            gimli::DW_LANG_C_plus_plus
-                                | gimli::DW_LANG_C_plus_plus_03
-                                | gimli::DW_LANG_C_plus_plus_11
-                                | gimli::DW_LANG_C_plus_plus_14
-                        )
-                    )
-                });
             starts.push((start.0, units.len()));
-            units.push(UnitData {
-                unit,
-                cplusplus,
-                scopes: OnceLock::new(),
-                lines: OnceLock::new(),
-                files: OnceLock::new(),
-            });
+            units.push(UnitData::new(unit));
+        }
+        // DWARF 4 type units live in .debug_types; they are only reached by signature (no
+        // DW_FORM_ref_addr points into them), so they get no entry in `starts`.
+        let mut type_headers = dwarf.type_units();
+        while let Ok(Some(header)) = type_headers.next() {
+            if let Ok(unit) = dwarf.unit(header) {
+                units.push(UnitData::new(unit));
+            }
+        }
+        let mut sigs = HashMap::new();
+        for (i, u) in units.iter().enumerate() {
+            if let gimli::UnitType::Type {
+                type_signature,
+                type_offset,
+            }
+            | gimli::UnitType::SplitType {
+                type_signature,
+                type_offset,
+            } = u.unit.header.type_()
+            {
+                sigs.insert(
+                    type_signature.0,
+                    DieId {
+                        unit: i,
+                        off: type_offset,
+                    },
+                );
+            }
         }
         Ok(DwarfData {
             dwarf: Arc::new(dwarf),
@@ -119,6 +144,8 @@ impl DwarfData {
             a2l: OnceLock::new(),
             functions: OnceLock::new(),
             globals: OnceLock::new(),
+            sigs,
+            type_index: OnceLock::new(),
         })
     }
 
@@ -175,11 +202,12 @@ impl DwarfData {
             .map_err(|e| self.error(format!("DIE at {:#x}: {e}", id.off.0)))
     }
 
-    /// Resolves a reference attribute found in unit `from` to the DIE it names.
-    /// `DW_FORM_ref_sig8` (type units by signature) is not followed.
+    /// Resolves a reference attribute found in unit `from` to the DIE it names (in this
+    /// unit, another unit, or a type unit by signature).
     pub fn resolve_ref(&self, from: usize, value: &AttributeValue<R>) -> Option<DieId> {
         match *value {
             AttributeValue::UnitRef(off) => Some(DieId { unit: from, off }),
+            AttributeValue::DebugTypesRef(sig) => self.sigs.get(&sig.0).copied(),
             AttributeValue::DebugInfoRef(off) => {
                 let i = self
                     .starts
@@ -296,6 +324,68 @@ impl DwarfData {
             }
         }
         loc
+    }
+
+    /// Every frame at `pc` via addr2line, innermost (inlined) first: the function and the
+    /// source position in it (for an outer frame, the call site of the inlined one).
+    pub(crate) fn frames_at(&self, pc: u64) -> Vec<SourceLoc> {
+        let mut out = Vec::new();
+        let ctx = self.a2l.get_or_init(|| {
+            addr2line::Context::from_arc_dwarf(self.dwarf.clone())
+                .ok()
+                .map(Mutex::new)
+        });
+        let Some(ctx) = ctx else { return out };
+        let Ok(ctx) = ctx.lock() else { return out };
+        let Ok(mut frames) = ctx.find_frames(pc).skip_all_loads() else {
+            return out;
+        };
+        while let Ok(Some(frame)) = frames.next() {
+            let (file, line) = match &frame.location {
+                Some(l) => (l.file.map(str::to_string), l.line),
+                None => (None, None),
+            };
+            out.push(SourceLoc {
+                function: frame
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.demangle().ok().map(|s| s.into_owned())),
+                file,
+                line,
+            });
+        }
+        out
+    }
+}
+
+impl UnitData {
+    /// Wraps a parsed unit; its indexes are built on first use.
+    fn new(unit: gimli::Unit<R>) -> UnitData {
+        let language = unit
+            .entry(unit.root_offset())
+            .ok()
+            .and_then(|root| root.attr_value(gimli::DW_AT_language));
+        let lang = match language {
+            Some(AttributeValue::Language(l)) => match l {
+                gimli::DW_LANG_C_plus_plus
+                | gimli::DW_LANG_C_plus_plus_03
+                | gimli::DW_LANG_C_plus_plus_11
+                | gimli::DW_LANG_C_plus_plus_14
+                | gimli::DW_LANG_C_plus_plus_17
+                | gimli::DW_LANG_C_plus_plus_20 => Lang::Cplus,
+                gimli::DW_LANG_Rust => Lang::Rust,
+                _ => Lang::C,
+            },
+            _ => Lang::C,
+        };
+        UnitData {
+            unit,
+            lang,
+            types: OnceLock::new(),
+            scopes: OnceLock::new(),
+            lines: OnceLock::new(),
+            files: OnceLock::new(),
+        }
     }
 }
 

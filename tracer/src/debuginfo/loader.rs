@@ -12,10 +12,11 @@
 
 use super::cfa::FrameTables;
 use super::dwarf::{DwarfData, R};
+use super::place::Tls;
 use super::symtab::SymbolTable;
 use super::{DebugSearch, DebugSource, ModuleSymbols, Segment, SymbolError};
 use object::elf;
-use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::read::elf::{Dyn, ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, Object, ObjectSection, SectionKind};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,12 @@ pub(crate) fn load(path: &Path, search: &DebugSearch) -> Result<ModuleSymbols, S
         })
         .collect();
     let is_dyn = file.elf_header().e_type(e) == elf::ET_DYN;
+    let tls_segment = file
+        .elf_program_headers()
+        .iter()
+        .find(|ph| ph.p_type(e) == elf::PT_TLS)
+        .map(|ph| (ph.p_vaddr(e), ph.p_memsz(e), ph.p_align(e)));
+    let tls = Tls::new(tls_segment, is_main_executable(&file));
     let symbols = SymbolTable::read(&file);
     let mut frames = FrameTables::from_binary(&file, endian);
 
@@ -78,7 +85,37 @@ pub(crate) fn load(path: &Path, search: &DebugSearch) -> Result<ModuleSymbols, S
         symbols,
         frames,
         dwarf,
+        tls,
     })
+}
+
+/// True if `file` is a program rather than a shared library: ET_EXEC, or a PIE (DF_1_PIE in
+/// DT_FLAGS_1, or, for linkers that do not set it, an interpreter and no DT_SONAME — shared
+/// libraries such as libc.so.6 may have an interpreter but always have a soname). Only the
+/// program's TLS block sits at a fixed offset from the thread pointer.
+fn is_main_executable(file: &ElfFile64<'_, Endianness>) -> bool {
+    let e = file.endian();
+    match file.elf_header().e_type(e) {
+        elf::ET_EXEC => return true,
+        elf::ET_DYN => {}
+        _ => return false,
+    }
+    let headers = file.elf_program_headers();
+    let interp = headers.iter().any(|ph| ph.p_type(e) == elf::PT_INTERP);
+    let mut soname = false;
+    for ph in headers {
+        let Ok(Some(dynamic)) = ph.dynamic(e, file.data()) else {
+            continue;
+        };
+        for entry in dynamic {
+            let tag = entry.d_tag(e);
+            if tag == elf::DT_FLAGS_1 && entry.d_val(e) & elf::DF_1_PIE.0 != 0 {
+                return true;
+            }
+            soname |= tag == elf::DT_SONAME;
+        }
+    }
+    interp && !soname
 }
 
 /// Parses `data` as a 64-bit ELF file.

@@ -11,7 +11,11 @@
 //! - `lines`: line tables, source-path matching and `file:line` resolution.
 //! - `functions`: function entries (after the prologue, like gdb) and inlined copies.
 //! - `vars`: lowering a value path at a pc into a [`ValuePlan`].
-//! - `types`: DWARF types lowered into [`TypeDesc`], member lookup, C type names.
+//! - `types`: DWARF types lowered into [`TypeDesc`], member lookup.
+//! - `place`: DWARF location expressions lowered into value-machine code ([`Place`]).
+//! - `locals`: the variables visible at a pc, like gdb's `info args` / `info locals`
+//!   ([`VarInfo`]).
+//! - `typegraph`: the type graph ([`TypeRef`], [`TypeKind`]) and gdb-style type names.
 //! - `cfa`: the canonical frame address rule at a pc (.eh_frame, then .debug_frame).
 //!
 //! Everything expensive is built on first use (per unit where possible) and cached, so
@@ -22,10 +26,19 @@ mod dwarf;
 mod functions;
 mod lines;
 mod loader;
+mod locals;
+mod place;
 mod scope;
 mod symtab;
+mod typegraph;
 mod types;
 mod vars;
+
+pub use locals::{VarInfo, VarKind};
+pub use place::Place;
+pub use typegraph::{
+    Discriminant, Encoding, Member, StructKind, TypeKind, TypeRef, Variant, VariantInfo,
+};
 
 use crate::addr::{Bias, FileAddr};
 use crate::plan::{TypeDesc, ValuePlan};
@@ -199,6 +212,8 @@ pub struct ModuleSymbols {
     frames: cfa::FrameTables,
     /// The DWARF, when there is some.
     dwarf: Option<dwarf::DwarfData>,
+    /// Where the module's thread-local block is (PT_TLS; static only for the executable).
+    tls: place::Tls,
 }
 
 impl ModuleSymbols {
@@ -301,6 +316,113 @@ impl ModuleSymbols {
             at: &at,
         };
         vars::compile_value(&ctx, pc.0, path)
+    }
+
+    /// The call frame tables and the DWARF (if any), for the stack unwinder (`crate::unwind`).
+    pub(crate) fn unwind_parts(&self) -> (&cfa::FrameTables, Option<&dwarf::DwarfData>) {
+        (&self.frames, self.dwarf.as_ref())
+    }
+
+    /// The variable `name` refers to at `pc`, and where its value is, for a module loaded
+    /// with `bias`. Looked up like gdb: the innermost block at `pc` outwards to the function
+    /// (for an inlined copy, the inlined function), then the unit's file-level variables,
+    /// then every unit's globals; an `extern` declaration resolves to its definition (or the
+    /// ELF symbol). One difference from gdb, following C scope (and Delve): a local of the
+    /// function's outermost block declared on a later line than `pc`'s is not yet in scope,
+    /// so the name refers to an outer variable (gdb would show the uninitialised local).
+    pub fn variable(&self, pc: FileAddr, name: &str, bias: Bias) -> Result<VarInfo, SymbolError> {
+        let Some(d) = &self.dwarf else {
+            return Err(self.no_debug_info(&format!("the variable '{name}'")));
+        };
+        let not_found = |hint: String| SymbolError::UnknownVariable {
+            name: name.to_string(),
+            at: self.describe_short(pc),
+            hint,
+        };
+        match self.locals_env(d, bias).variable(pc.0, name) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => {
+                let names = self.names_in_scope(pc);
+                let hint = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!("; in scope: {}", names.join(", "))
+                };
+                Err(not_found(hint))
+            }
+            Err(SymbolError::UnknownVariable { hint, .. }) => Err(not_found(hint)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The variables visible at `pc` as gdb's `info args` then `info locals` list them for
+    /// the innermost frame: the function's parameters in declaration order (an inlined
+    /// copy's own), then the locals of each block from the innermost outwards, including
+    /// function-level statics and variables that exist only in the source (optimized out).
+    /// An outer variable hidden by an inner one of the same name is marked `shadowed`.
+    /// Empty without DWARF or outside any function.
+    pub fn variables_at(&self, pc: FileAddr, bias: Bias) -> Vec<VarInfo> {
+        match &self.dwarf {
+            Some(d) => self.locals_env(d, bias).variables_at(pc.0),
+            None => Vec::new(),
+        }
+    }
+
+    /// The names visible at `pc` (locals and arguments, then the unit's file-level
+    /// variables), for "not in scope" messages.
+    pub fn names_in_scope(&self, pc: FileAddr) -> Vec<String> {
+        match &self.dwarf {
+            Some(d) => self.locals_env(d, Bias(0)).names_in_scope(pc.0),
+            None => Vec::new(),
+        }
+    }
+
+    /// What type `t` is (one level: members, targets and elements are further handles).
+    pub fn type_kind(&self, t: TypeRef) -> TypeKind {
+        match &self.dwarf {
+            Some(d) => typegraph::type_kind(d, t),
+            None => TypeKind::Void,
+        }
+    }
+
+    /// The name of type `t` as gdb's `whatis` prints it: `int`, `struct order *`,
+    /// `const char *`, `int (*)[4]`, `std::vector<int, std::allocator<int> >`,
+    /// `alloc::string::String`.
+    pub fn type_name(&self, t: TypeRef) -> String {
+        match &self.dwarf {
+            Some(d) => typegraph::type_name(d, typegraph::die_of(t)),
+            None => "void".to_string(),
+        }
+    }
+
+    /// The size of type `t` in bytes (None: void, incomplete, or an array of unknown
+    /// length).
+    pub fn type_size(&self, t: TypeRef) -> Option<u64> {
+        typegraph::type_size(self.dwarf.as_ref()?, t)
+    }
+
+    /// The type named `name`, for casts and `sizeof`: base types and typedefs (`int`,
+    /// `unsigned long`, `size_t`), `struct X` / `union X` / `enum X`, and qualified C++ and
+    /// Rust names (`Shape`, `ns::Widget`, `alloc::string::String`). Pointer suffixes are the
+    /// caller's. `void` is a type.
+    pub fn find_type(&self, name: &str) -> Option<TypeRef> {
+        typegraph::find_type(self.dwarf.as_ref()?, name)
+    }
+
+    /// The size of a pointer (x86-64 only).
+    pub fn pointer_size(&self) -> u64 {
+        8
+    }
+
+    /// The lookup context of the locals module.
+    fn locals_env<'a>(&'a self, d: &'a dwarf::DwarfData, bias: Bias) -> locals::Env<'a> {
+        locals::Env {
+            dwarf: d,
+            frames: &self.frames,
+            symbols: &self.symbols,
+            bias,
+            tls: self.tls,
+        }
     }
 
     /// The `NoDebugInfo` error for `what`, listing where separate debug files were sought.

@@ -90,7 +90,7 @@ fn udata(v: &AttributeValue<R>) -> Option<u64> {
 
 /// The size in bytes of `ty` (None: unknown or void).
 pub(crate) fn byte_size(d: &DwarfData, ty: Option<DieId>) -> Option<u64> {
-    let id = peel(d, ty)?;
+    let id = super::typegraph::canonical(d, peel(d, ty)?);
     let e = d.entry(id).ok()?;
     if let Some(size) = e
         .attr_value(gimli::DW_AT_byte_size)
@@ -120,44 +120,12 @@ pub(crate) fn byte_size(d: &DwarfData, ty: Option<DieId>) -> Option<u64> {
 
 /// The element type and the count of each dimension of array `id` (None: unknown count).
 fn array_dims(d: &DwarfData, id: DieId) -> (Option<DieId>, Vec<Option<u64>>) {
-    let element = type_of(d, id);
-    let mut counts = Vec::new();
-    let unit = d.unit(id.unit);
-    let Ok(mut tree) = unit.entries_tree(Some(id.off)) else {
-        return (element, counts);
-    };
-    let Ok(root) = tree.root() else {
-        return (element, counts);
-    };
-    let mut children = root.children();
-    while let Ok(Some(child)) = children.next() {
-        let e = child.entry();
-        if e.tag() != gimli::DW_TAG_subrange_type {
-            continue;
-        }
-        let count = if let Some(c) = e.attr_value(gimli::DW_AT_count).as_ref().and_then(udata) {
-            Some(c)
-        } else {
-            let lower = e
-                .attr_value(gimli::DW_AT_lower_bound)
-                .as_ref()
-                .and_then(udata)
-                .unwrap_or(0);
-            match e.attr_value(gimli::DW_AT_upper_bound) {
-                // gcc writes `int a[0]` / flexible arrays as upper_bound -1 (or omits it).
-                Some(AttributeValue::Sdata(-1)) => Some(0),
-                Some(v) => udata(&v).map(|u| (u + 1).saturating_sub(lower)),
-                None => None,
-            }
-        };
-        counts.push(count);
-    }
-    (element, counts)
+    super::typegraph::array_dims(d, id)
 }
 
 /// What `ty` is, for path steps.
 pub(crate) fn shape(d: &DwarfData, ty: Option<DieId>) -> Shape {
-    let Some(id) = peel(d, ty) else {
+    let Some(id) = peel(d, ty).map(|id| super::typegraph::canonical(d, id)) else {
         return Shape::Void;
     };
     let Ok(e) = d.entry(id) else {
@@ -274,127 +242,10 @@ pub(crate) fn member_names(d: &DwarfData, id: DieId) -> Vec<String> {
     out
 }
 
-/// The type's name as C spells it (`const char *`, `struct order`, `int [16]`, `size_t`).
+/// The type's name as gdb's `whatis` spells it (`const char *`, `struct order`,
+/// `int [16]`, `size_t`, `std::vector<int, std::allocator<int> >`).
 pub(crate) fn type_name(d: &DwarfData, ty: Option<DieId>) -> String {
-    name_rec(d, ty, 0)
-}
-
-/// `base *`, without a space between stars.
-fn pointer_to(base: String, op: &str) -> String {
-    if base.ends_with('*') || base.ends_with('&') {
-        format!("{base}{op}")
-    } else {
-        format!("{base} {op}")
-    }
-}
-
-fn name_rec(d: &DwarfData, ty: Option<DieId>, depth: usize) -> String {
-    let Some(id) = ty else {
-        return "void".to_string();
-    };
-    if depth > MAX_CHAIN {
-        return "...".to_string();
-    }
-    let Ok(e) = d.entry(id) else {
-        return "?".to_string();
-    };
-    let own = e
-        .attr_value(gimli::DW_AT_name)
-        .and_then(|v| d.attr_string(id.unit, v));
-    let inner = || {
-        e.attr_value(gimli::DW_AT_type)
-            .and_then(|v| d.resolve_ref(id.unit, &v))
-    };
-    let c = !d.units[id.unit].cplusplus;
-    let tagged = |kw: &str| match &own {
-        Some(n) if c => format!("{kw} {n}"),
-        Some(n) => n.clone(),
-        None => format!("{kw} {{...}}"),
-    };
-    match e.tag() {
-        gimli::DW_TAG_structure_type => tagged("struct"),
-        gimli::DW_TAG_union_type => tagged("union"),
-        gimli::DW_TAG_class_type => tagged("class"),
-        gimli::DW_TAG_enumeration_type => tagged("enum"),
-        gimli::DW_TAG_pointer_type
-        | gimli::DW_TAG_reference_type
-        | gimli::DW_TAG_rvalue_reference_type => {
-            let op = match e.tag() {
-                gimli::DW_TAG_pointer_type => "*",
-                gimli::DW_TAG_reference_type => "&",
-                _ => "&&",
-            };
-            let target = inner();
-            if target.and_then(|t| tag_of(d, t)) == Some(gimli::DW_TAG_subroutine_type) {
-                let (ret, args) = signature(d, target.expect("checked above"), depth);
-                return format!("{ret} ({op})({args})");
-            }
-            pointer_to(name_rec(d, target, depth + 1), op)
-        }
-        gimli::DW_TAG_const_type
-        | gimli::DW_TAG_volatile_type
-        | gimli::DW_TAG_restrict_type
-        | gimli::DW_TAG_atomic_type => {
-            let q = match e.tag() {
-                gimli::DW_TAG_const_type => "const",
-                gimli::DW_TAG_volatile_type => "volatile",
-                gimli::DW_TAG_restrict_type => "restrict",
-                _ => "_Atomic",
-            };
-            let target = inner();
-            let base = name_rec(d, target, depth + 1);
-            // A qualified pointer reads `char * const`; anything else `const char`.
-            if target.and_then(|t| tag_of(d, t)) == Some(gimli::DW_TAG_pointer_type) {
-                format!("{base} {q}")
-            } else {
-                format!("{q} {base}")
-            }
-        }
-        gimli::DW_TAG_array_type => {
-            let (element, counts) = array_dims(d, id);
-            let dims: String = counts
-                .iter()
-                .map(|c| c.map_or("[]".to_string(), |n| format!("[{n}]")))
-                .collect();
-            format!("{} {dims}", name_rec(d, element, depth + 1))
-        }
-        gimli::DW_TAG_subroutine_type => {
-            let (ret, args) = signature(d, id, depth);
-            format!("{ret} ({args})")
-        }
-        _ => own.unwrap_or_else(|| "?".to_string()),
-    }
-}
-
-/// Return type and parameter list of a subroutine type, C style.
-fn signature(d: &DwarfData, id: DieId, depth: usize) -> (String, String) {
-    let ret = name_rec(d, type_of(d, id), depth + 1);
-    let mut args = Vec::new();
-    let unit = d.unit(id.unit);
-    if let Ok(mut tree) = unit.entries_tree(Some(id.off))
-        && let Ok(root) = tree.root()
-    {
-        let mut children = root.children();
-        while let Ok(Some(child)) = children.next() {
-            let e = child.entry();
-            match e.tag() {
-                gimli::DW_TAG_formal_parameter => {
-                    let t = e
-                        .attr_value(gimli::DW_AT_type)
-                        .and_then(|v| d.resolve_ref(id.unit, &v));
-                    args.push(name_rec(d, t, depth + 1));
-                }
-                gimli::DW_TAG_unspecified_parameters => args.push("...".to_string()),
-                _ => {}
-            }
-        }
-    }
-    let args = if args.is_empty() {
-        "void".to_string()
-    } else {
-        args.join(", ")
-    };
-    (ret, args)
+    super::typegraph::type_name(d, ty)
 }
 
 /// True if `pointee` (a pointer's target) is a 1-byte character type: the pointer is a C
@@ -425,7 +276,7 @@ pub(crate) fn lower(
 ) -> Result<TypeDesc, SymbolError> {
     let name = type_name(d, ty);
     let size = byte_size(d, ty).unwrap_or(0) as u32;
-    let Some(id) = peel(d, ty) else {
+    let Some(id) = peel(d, ty).map(|id| super::typegraph::canonical(d, id)) else {
         return Ok(TypeDesc::Opaque { name, size: 0 });
     };
     let e = d.entry(id)?;
@@ -462,48 +313,7 @@ pub(crate) fn lower(
             }
         }
         gimli::DW_TAG_enumeration_type => {
-            // Signedness from the underlying type when DWARF gives it (gcc does since DWARF 3
-            // extensions); else from whether any enumerator is negative.
-            let underlying = peel(d, type_of(d, id))
-                .and_then(|u| d.entry(u).ok())
-                .map(|u| {
-                    matches!(
-                        u.attr_value(gimli::DW_AT_encoding),
-                        Some(AttributeValue::Encoding(
-                            gimli::DW_ATE_signed | gimli::DW_ATE_signed_char
-                        ))
-                    )
-                });
-            let mut enumerators = Vec::new();
-            let mut any_negative = false;
-            let unit = d.unit(id.unit);
-            let mut tree = unit.entries_tree(Some(id.off)).map_err(|e| d.error(e))?;
-            let root = tree.root().map_err(|e| d.error(e))?;
-            let mut children = root.children();
-            while let Some(child) = children.next().map_err(|e| d.error(e))? {
-                let c = child.entry();
-                if c.tag() != gimli::DW_TAG_enumerator {
-                    continue;
-                }
-                let Some(n) = c
-                    .attr_value(gimli::DW_AT_name)
-                    .and_then(|v| d.attr_string(id.unit, v))
-                else {
-                    continue;
-                };
-                let value = match c.attr_value(gimli::DW_AT_const_value) {
-                    Some(AttributeValue::Sdata(v)) => v,
-                    // Fixed-size forms carry no sign: extend only for a signed enum.
-                    Some(v) if underlying == Some(true) => {
-                        udata(&v).map_or(0, |u| sign_extend(u, size))
-                    }
-                    Some(v) => udata(&v).map_or(0, |u| u as i64),
-                    None => continue,
-                };
-                any_negative |= value < 0;
-                enumerators.push((value, n));
-            }
-            let signed = underlying.unwrap_or(any_negative);
+            let (signed, enumerators) = super::typegraph::enumerators(d, id, u64::from(size));
             TypeDesc::Enum {
                 name,
                 size,
@@ -560,14 +370,4 @@ pub(crate) fn lower(
         }
         _ => TypeDesc::Opaque { name, size },
     })
-}
-
-/// `u` (read from a fixed-size form) as a signed value of `size` bytes.
-fn sign_extend(u: u64, size: u32) -> i64 {
-    match size {
-        1 => u as u8 as i8 as i64,
-        2 => u as u16 as i16 as i64,
-        4 => u as u32 as i32 as i64,
-        _ => u as i64,
-    }
 }

@@ -69,16 +69,16 @@ pub(crate) fn register_value(
 }
 
 /// A variable found for a name, and how to read it.
-struct Found {
+pub(crate) struct Found {
     /// The DIE holding the location (the definition, for globals).
-    var: DieId,
+    pub var: DieId,
     /// The function whose frame base `DW_OP_fbreg` refers to.
-    frame: Option<DieId>,
+    pub frame: Option<DieId>,
     /// True when DWARF knows the variable but it cannot exist here (an `extern` with no
     /// definition anywhere).
-    optimized_out: bool,
+    pub optimized_out: bool,
     /// An ELF symbol address for an `extern` declaration without a DWARF definition.
-    elf_addr: Option<u64>,
+    pub elf_addr: Option<u64>,
 }
 
 /// Lowers `path` at `pc`.
@@ -208,7 +208,7 @@ fn find_variable(ctx: &Ctx<'_>, pc: u64, name: &str) -> Result<Option<Found>, Sy
 
 /// A file-level variable of unit `ui` named `name`, with `extern` declarations resolved to
 /// their definition (in this unit, another unit, or the ELF symbol table).
-fn unit_variable(
+pub(crate) fn unit_variable(
     ctx: &Ctx<'_>,
     tree: &ScopeTree,
     ui: usize,
@@ -257,7 +257,7 @@ fn unit_variable(
 /// Where the variable `extern` declaration `decl` names is defined: another unit's
 /// definition, else the ELF symbol (a copy-relocated variable of a shared library, such as
 /// `stdout`), else nowhere (optimized out).
-fn definition_of(ctx: &Ctx<'_>, decl: DieId, name: &str) -> Found {
+pub(crate) fn definition_of(ctx: &Ctx<'_>, decl: DieId, name: &str) -> Found {
     let d = ctx.dwarf;
     if let Some(&def) = global_index(d).get(name).and_then(|defs| defs.first()) {
         return Found {
@@ -284,7 +284,7 @@ fn definition_of(ctx: &Ctx<'_>, decl: DieId, name: &str) -> Found {
 }
 
 /// Names of file-level variable definitions (with a location) of every unit.
-fn global_index(d: &DwarfData) -> &HashMap<String, Vec<DieId>> {
+pub(crate) fn global_index(d: &DwarfData) -> &HashMap<String, Vec<DieId>> {
     d.globals.get_or_init(|| {
         let mut index: HashMap<String, Vec<DieId>> = HashMap::new();
         for ui in 0..d.units.len() {
