@@ -221,6 +221,33 @@ impl Elf {
             .flat_map(|t| self.symbols(t))
             .find(|s| s.name == name)
     }
+
+    /// The function symbol for a source-level path: a plain name (`main`,
+    /// `process_order`) is looked up as is ([`Elf::symbol`]); a path with
+    /// `::` (`shop::price_order`, `values::Record::nested`) is matched
+    /// against the Itanium / Rust-legacy mangled form of its nested name,
+    /// `_ZN4shop11price_order` followed by `E` (C++: then the parameter
+    /// types) or by `17h` (Rust: the hash component). Clones and parts
+    /// (`.cold`, `.isra.0`, ...) are not the function: names with a `.` are
+    /// skipped. Templates and generics are not supported.
+    pub fn function_symbol(&self, path: &str) -> Option<Symbol> {
+        if !path.contains("::") {
+            return self.symbol(path);
+        }
+        let mut prefix = String::from("_ZN");
+        for part in path.split("::") {
+            prefix.push_str(&format!("{}{part}", part.len()));
+        }
+        [SHT_SYMTAB, SHT_DYNSYM]
+            .into_iter()
+            .flat_map(|t| self.symbols(t))
+            .find(|s| {
+                !s.name.contains('.')
+                    && s.name
+                        .strip_prefix(&prefix)
+                        .is_some_and(|rest| rest.starts_with('E') || rest.starts_with("17h"))
+            })
+    }
 }
 
 /// The standard path of a split debug file inside a debug directory, by

@@ -1,8 +1,9 @@
 //! Support library for scry's integration tests (crate `scry_tests`).
 //!
-//! The C test programs ("testbins", sources in `testbins/c/`) are compiled by
-//! this package's build script into [`testbins_dir()`]; see `tests/build.rs`
-//! for the variants (`loop-O0`, `loop-O2`, `loop-split`, ...). This library
+//! The test programs ("testbins": C in `testbins/c/`, C++ in `testbins/cpp/`,
+//! Rust in the crate `testbins/rust/`) are compiled by this package's build
+//! script into [`testbins_dir()`]; see `tests/build.rs` for the variants
+//! (`loop-O0`, `loop-O2`, `loop-split`, `shapes-O2`, `values-O0`, ...). This library
 //! finds them, runs them ([`Target`]), finds probe lines by their
 //! `// @probe NAME` markers ([`probe_line`]), builds the `scry` binary
 //! ([`scry_bin`]), reads the programs' record files ([`read_records`],
@@ -10,12 +11,15 @@
 //! [`tracer_pid`], [`maps`], [`code_bytes_match_file`]).
 //!
 //! [`scry`] runs the real `scry` binary ([`scry::Scry`]); [`elf`] is a
-//! minimal ELF reader (sections, build-id, debuglink, symbols).
+//! minimal ELF reader (sections, build-id, debuglink, symbols); [`gdb`] is
+//! the gdb side of the value oracle ([`gdb::gdb_frame_values`]: what gdb
+//! shows at the n-th hit of a line).
 //!
 //! Every test that uses ptrace should start with [`require_ptrace()`]: where
 //! ptrace is denied the tests must fail loudly, never pass vacuously.
 
 pub mod elf;
+pub mod gdb;
 pub mod scry;
 
 use std::collections::HashMap;
@@ -90,11 +94,27 @@ pub fn source_dir() -> PathBuf {
     workspace_root().join("testbins").join("c")
 }
 
-/// The 1-based line number of the line marked `// @probe <marker>` in
-/// `testbins/c/<source_file_name>` (e.g. `probe_line("loop.c",
-/// "process_order_body")`). Panics unless exactly one line carries the marker.
+/// The path of a testbin source file by its file name: `testbins/cpp/<name>`
+/// for `*.cpp` (`shapes.cpp`), `testbins/rust/src/<name>` for `*.rs`
+/// (`values.rs`), else `testbins/c/<name>` (`loop.c`, `testbin.h`).
+pub fn source_path(source_file_name: &str) -> PathBuf {
+    let testbins = workspace_root().join("testbins");
+    if source_file_name.ends_with(".cpp") {
+        testbins.join("cpp").join(source_file_name)
+    } else if source_file_name.ends_with(".rs") {
+        testbins.join("rust").join("src").join(source_file_name)
+    } else {
+        source_dir().join(source_file_name)
+    }
+}
+
+/// The 1-based line number of the line marked `// @probe <marker>` in the
+/// testbin source `source_file_name` (found by [`source_path`]; e.g.
+/// `probe_line("loop.c", "process_order_body")`, `probe_line("shapes.cpp",
+/// "price_order_body")`, `probe_line("values.rs", "text_body")`). Panics
+/// unless exactly one line carries the marker.
 pub fn probe_line(source_file_name: &str, marker: &str) -> u32 {
-    let path = source_dir().join(source_file_name);
+    let path = source_path(source_file_name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let hits: Vec<u32> = text

@@ -50,6 +50,7 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
     // Serve everyone this int3 serves.
     let users = e.bps[&addr].users.clone();
     let mut hold = false;
+    let mut snapshots: Vec<(ProbeId, u32, u64)> = Vec::new();
     let mut exhausted: Vec<(ProbeId, u64)> = Vec::new();
     for user in users {
         match user {
@@ -76,11 +77,16 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                 };
                 p.hits += 1;
                 let seq = p.hits;
-                let values = crate::fetch::run(pid, &regs, &p.sites[site as usize].plans);
                 if p.max_hits == Some(seq) {
                     exhausted.push((probe, seq));
                 }
                 e.stats.hits += 1;
+                if p.snapshot {
+                    // The session reads the frames and values while the thread is held.
+                    snapshots.push((probe, site, seq));
+                    continue;
+                }
+                let values = crate::fetch::run(pid, &regs, &p.sites[site as usize].plans);
                 let service_ns = woke.elapsed().as_nanos() as u64;
                 let _ = e.events.send(Event::Hit(HitRecord {
                     probe,
@@ -103,11 +109,18 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
 
     // Run the displaced instruction out of line and let the thread go — unless the session
     // must plant probes in a newly loaded library first.
-    if hold {
+    if hold || !snapshots.is_empty() {
         if let Some(t) = e.threads.get_mut(&tid) {
             t.state = ThreadState::Held { regs, bp: addr };
         }
-        let _ = e.events.send(Event::ModulesChanged { held: Some(tid) });
+        let last = snapshots.len();
+        for (i, (probe, site, seq)) in snapshots.into_iter().enumerate() {
+            let release = !hold && i + 1 == last;
+            let _ = e.events.send(Event::SnapshotHit { probe, site, pid, tid, regs: Box::new(regs), seq, time: SystemTime::now(), release });
+        }
+        if hold {
+            let _ = e.events.send(Event::ModulesChanged { held: Some(tid) });
+        }
     } else {
         resume_displaced(e, tid, regs, addr);
     }

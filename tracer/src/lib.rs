@@ -18,6 +18,7 @@ pub mod unwind;
 pub mod value;
 
 pub use engine::{DetachReport, Event, ExecPolicy, HitRecord, ProbeEnd, ProbeId};
-pub use session::{ProbeInfo, ProbeSpec, RenderedHit, Session, SessionError, SessionOptions};
+pub use session::{ProbeInfo, ProbeSpec, RenderedHit, Session, SessionError, SessionOptions, SnapshotSpec};
 pub mod vm;
 pub mod expr;
+pub mod snapshot;

@@ -53,6 +53,17 @@ pub struct ProbeSpec {
     pub max_hits: Option<u64>,
     /// Report a hit only when this expression is true (see docs/expressions.md).
     pub condition: Option<String>,
+    /// Take a snapshot at each hit instead of a log line (the template is then ignored).
+    pub snapshot: Option<SnapshotSpec>,
+}
+
+/// What a snapshot probe captures.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotSpec {
+    /// Expressions to evaluate and show besides the frames' variables.
+    pub watches: Vec<String>,
+    /// Bounds.
+    pub limits: crate::snapshot::SnapshotLimits,
 }
 
 /// One address a probe resolved to.
@@ -88,6 +99,8 @@ pub enum ProbeError {
     Template(#[from] TemplateError),
     #[error("in the condition at {at}: {rendered}")]
     Condition { at: String, rendered: String },
+    #[error("in the watch expression at {at}: {rendered}")]
+    Watch { at: String, rendered: String },
     #[error(transparent)]
     Symbol(#[from] SymbolError),
     #[error("cannot plant '{location}': {source}")]
@@ -133,6 +146,9 @@ struct ProbeEntry {
     template: Template,
     max_hits: Option<u64>,
     condition: Option<String>,
+    snapshot: Option<SnapshotSpec>,
+    /// Per site: the compiled watch expressions (snapshot probes).
+    watches: Vec<Vec<(String, crate::expr::compile::WatchPlan)>>,
     /// Per site, in the engine's site order: where it is and the types of its holes.
     sites: Vec<(ResolvedSite, Vec<TypeDesc>)>,
     /// Waiting for a module with this name.
@@ -313,6 +329,8 @@ impl Session {
             template,
             max_hits: spec.max_hits,
             condition: spec.condition.clone(),
+            snapshot: spec.snapshot.clone(),
+            watches: Vec::new(),
             sites: Vec::new(),
             pending: None,
         };
@@ -654,6 +672,7 @@ fn lower(
         probe: id,
         sites: Vec::new(),
         max_hits: entry.max_hits,
+        snapshot: entry.snapshot.is_some(),
     };
     for (idx, site) in sites {
         let module = state.modules[idx].clone();
@@ -663,10 +682,18 @@ fn lower(
         let mut plans = Vec::new();
         let mut types = Vec::new();
         let condition = compile_condition(&symbols, site.addr, bias, entry.condition.as_deref())?;
-        for hole in entry.template.holes() {
-            let (plan, ty) = symbols.compile_value(site.addr, hole, bias)?;
-            plans.push(plan);
-            types.push(ty);
+        if let Some(snap) = &entry.snapshot {
+            let mut watches = Vec::new();
+            for w in &snap.watches {
+                watches.push((w.clone(), compile_watch(&symbols, site.addr, bias, w)?));
+            }
+            entry.watches.push(watches);
+        } else {
+            for hole in entry.template.holes() {
+                let (plan, ty) = symbols.compile_value(site.addr, hole, bias)?;
+                plans.push(plan);
+                types.push(ty);
+            }
         }
         req.sites.push(PlantSite {
             addr,
@@ -695,6 +722,15 @@ fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>
                 if let Some(tid) = held {
                     let _ = shared.engine.release(tid);
                 }
+            }
+            Event::SnapshotHit { probe, site, pid, tid, regs, seq, time, release } => {
+                let started = std::time::Instant::now();
+                let snapshot = take_snapshot(&shared, probe, site as usize, pid, &regs);
+                if release {
+                    let _ = shared.engine.release(tid);
+                }
+                let held_us = started.elapsed().as_micros() as u64;
+                let _ = out.send(Event::Snapshot(Box::new(crate::engine::SnapshotRecord { probe, pid, tid, time, seq, held_us, snapshot })));
             }
             other => {
                 if out.send(other).is_err() {
@@ -805,4 +841,220 @@ fn compile_condition(
         .condition(&expr)
         .map_err(|e| ProbeError::Condition { at, rendered: e.render(text) })?;
     Ok(Some(compiled.program))
+}
+
+/// Parses and type-checks a watch expression at one site.
+fn compile_watch(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    text: &str,
+) -> Result<crate::expr::compile::WatchPlan, ProbeError> {
+    let at = {
+        let d = symbols.describe(pc);
+        match (d.file, d.line) {
+            (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
+            _ => format!("{pc}"),
+        }
+    };
+    let is_type = |name: &str| symbols.find_type(name).is_some();
+    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Watch { at: at.clone(), rendered: e.render(text) })?;
+    crate::expr::compile::Compiler::new(symbols, pc, bias)
+        .with_source(text)
+        .watch(&expr)
+        .map_err(|e| ProbeError::Watch { at, rendered: e.render(text) })
+}
+
+/// Reads a snapshot of the held thread: unwinds its stack, reads the variables of the top
+/// frames and the watch expressions.
+fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &libc::user_regs_struct) -> crate::snapshot::Snapshot {
+    use crate::snapshot::{FrameSnap, Node, Reader, Snapshot, Status, Var};
+    let (modules, spec, watches): (Vec<(Module, Arc<ModuleSymbols>)>, SnapshotSpec, Vec<(String, crate::expr::compile::WatchPlan)>) = {
+        let mut state = shared.state.lock().unwrap();
+        let mods: Vec<Module> = state.modules.clone();
+        let mut out = Vec::new();
+        for m in mods {
+            if let Ok(s) = symbols_locked(shared, &mut state, &m) {
+                out.push((m, s));
+            }
+        }
+        let entry = state.probes.get(&probe);
+        let spec = entry.and_then(|e| e.snapshot.clone()).unwrap_or_default();
+        let watches = entry.and_then(|e| e.watches.get(site).cloned()).unwrap_or_default();
+        (out, spec, watches)
+    };
+    let limits = spec.limits;
+    let unwind_modules: Vec<crate::unwind::UnwindModule> = modules
+        .iter()
+        .map(|(m, s)| crate::unwind::UnwindModule { start: m.start.0, end: m.end.0, bias: modules::bias(m, s.segments()).0, symbols: s })
+        .collect();
+    let mut read = |addr: u64, buf: &mut [u8]| crate::ptrace::mem::read(pid, addr, buf).is_ok();
+    let (frames, stop) = crate::unwind::unwind(regs, &mut read, &unwind_modules, limits.frames);
+    let mut snap = Snapshot { frames: Vec::new(), watches: Vec::new(), stack_end: stop.to_string(), bytes_read: 0, truncated: false };
+    let mut bytes = 0;
+    let mut truncated = false;
+    let mut physical = 0;
+    for (i, f) in frames.iter().enumerate() {
+        let is_caller = f.is_caller(if i > 0 { frames.get(i - 1) } else { None });
+        let Some(mi) = f.module else {
+            snap.frames.push(FrameSnap {
+                index: snap.frames.len(),
+                function: if f.signal_frame { "<signal handler called>".into() } else { "??".into() },
+                file: None,
+                line: None,
+                pc: f.pc,
+                module: None,
+                inlined: false,
+                signal_frame: f.signal_frame,
+                has_variables: false,
+                args: Vec::new(),
+                locals: Vec::new(),
+            });
+            physical += 1;
+            continue;
+        };
+        let (m, symbols) = &modules[mi];
+        let bias = modules::bias(m, symbols.segments());
+        let file_pc = crate::addr::RuntimeAddr(f.pc).to_file(bias);
+        let names = crate::unwind::expand_inlined(symbols, file_pc, is_caller);
+        let names = if names.is_empty() { vec![("??".to_string(), None, None)] } else { names };
+        let lookup_pc = crate::addr::FileAddr(if is_caller { file_pc.0.wrapping_sub(1) } else { file_pc.0 });
+        // Registers of this frame: all of them in frame 0, the recovered ones in callers.
+        let mut frame_regs: libc::user_regs_struct = *regs;
+        if i > 0 {
+            // SAFETY: all-zero registers are a valid value.
+            frame_regs = unsafe { std::mem::zeroed() };
+            for r in [crate::regs::Reg::Rax, crate::regs::Reg::Rdx, crate::regs::Reg::Rcx, crate::regs::Reg::Rbx, crate::regs::Reg::Rsi, crate::regs::Reg::Rdi, crate::regs::Reg::Rbp, crate::regs::Reg::Rsp, crate::regs::Reg::R8, crate::regs::Reg::R9, crate::regs::Reg::R10, crate::regs::Reg::R11, crate::regs::Reg::R12, crate::regs::Reg::R13, crate::regs::Reg::R14, crate::regs::Reg::R15, crate::regs::Reg::Rip] {
+                if let Some(v) = f.regs.get(r) {
+                    set_reg(&mut frame_regs, r, v);
+                }
+            }
+            frame_regs.fs_base = regs.fs_base;
+        }
+        let known = |r: crate::regs::Reg| i == 0 || r == crate::regs::Reg::FsBase || f.regs.get(r).is_some();
+        for (k, (function, file, line)) in names.iter().enumerate() {
+            let with_vars = k == 0 && physical < limits.frames_with_variables && symbols.has_dwarf();
+            let (args, locals) = if with_vars {
+                let mut reader = Reader::new(pid, symbols, crate::snapshot::SnapshotLimits { total_bytes: limits.total_bytes.saturating_sub(bytes), ..limits });
+                let r = crate::snapshot::frame_vars(&mut reader, lookup_pc, bias, &frame_regs, &known);
+                bytes += reader.bytes_read;
+                truncated |= reader.truncated;
+                r
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            snap.frames.push(FrameSnap {
+                index: snap.frames.len(),
+                function: function.clone(),
+                file: file.clone(),
+                line: *line,
+                pc: f.pc,
+                module: m.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                inlined: k + 1 < names.len(),
+                signal_frame: f.signal_frame,
+                has_variables: with_vars,
+                args,
+                locals,
+            });
+        }
+        physical += 1;
+    }
+    // Watch expressions, in the top frame.
+    if let Some(mi) = frames.first().and_then(|f| f.module) {
+        let (_, symbols) = &modules[mi];
+        for (text, plan) in watches {
+            let mut reader = Reader::new(pid, symbols, crate::snapshot::SnapshotLimits { total_bytes: limits.total_bytes.saturating_sub(bytes), ..limits });
+            let ctx = crate::vm::HitContext { regs, pid, tid: pid, hits: 0 };
+            let mut mem = crate::vm::ProcessMemory { pid };
+            let (value, ty) = match plan {
+                crate::expr::compile::WatchPlan::Object { program, ty } => {
+                    let out = crate::vm::run_all(&[&program], &ctx, &mut mem, crate::vm::Limits::default()).pop();
+                    let v = match out {
+                        Some(crate::vm::Outcome::Done { top: Some(addr), .. }) => reader.at(addr, ty, 0),
+                        Some(crate::vm::Outcome::Failed(f)) => Node::Status(fault_status(f)),
+                        _ => Node::Status(Status::Unavailable("no value".into())),
+                    };
+                    (v, symbols.type_name(ty))
+                }
+                crate::expr::compile::WatchPlan::Scalar { program, ty } => {
+                    let out = crate::vm::run_all(&[&program], &ctx, &mut mem, crate::vm::Limits::default()).pop();
+                    let v = match out {
+                        Some(crate::vm::Outcome::Done { top: Some(w), .. }) => scalar_node(symbols, &ty, w),
+                        Some(crate::vm::Outcome::Failed(f)) => Node::Status(fault_status(f)),
+                        _ => Node::Status(Status::Unavailable("no value".into())),
+                    };
+                    (v, describe_ty(symbols, &ty))
+                }
+            };
+            bytes += reader.bytes_read;
+            truncated |= reader.truncated;
+            snap.watches.push(Var { name: text, ty, value, shadowed: false });
+        }
+    }
+    snap.bytes_read = bytes;
+    snap.truncated = truncated;
+    snap
+}
+
+fn set_reg(r: &mut libc::user_regs_struct, reg: crate::regs::Reg, v: u64) {
+    use crate::regs::Reg::*;
+    match reg {
+        Rax => r.rax = v,
+        Rdx => r.rdx = v,
+        Rcx => r.rcx = v,
+        Rbx => r.rbx = v,
+        Rsi => r.rsi = v,
+        Rdi => r.rdi = v,
+        Rbp => r.rbp = v,
+        Rsp => r.rsp = v,
+        R8 => r.r8 = v,
+        R9 => r.r9 = v,
+        R10 => r.r10 = v,
+        R11 => r.r11 = v,
+        R12 => r.r12 = v,
+        R13 => r.r13 = v,
+        R14 => r.r14 = v,
+        R15 => r.r15 = v,
+        Rip => r.rip = v,
+        FsBase => r.fs_base = v,
+    }
+}
+
+fn fault_status(f: crate::vm::Fault) -> crate::snapshot::Status {
+    use crate::snapshot::Status;
+    match f {
+        crate::vm::Fault::Unreadable(a) => Status::Unreadable(a),
+        crate::vm::Fault::OptimizedOut => Status::OptimizedOut,
+        crate::vm::Fault::Unavailable(w) => Status::Unavailable(w),
+        other => Status::Unavailable(format!("{other:?}")),
+    }
+}
+
+fn describe_ty(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty) -> String {
+    match ty {
+        crate::expr::compile::Ty::D(r) => symbols.type_name(*r),
+        crate::expr::compile::Ty::Int { size: 8, signed: false } => "unsigned long".into(),
+        crate::expr::compile::Ty::Int { size: 8, signed: true } => "long".into(),
+        crate::expr::compile::Ty::Int { size: 4, signed: false } => "unsigned int".into(),
+        crate::expr::compile::Ty::Int { .. } => "int".into(),
+        crate::expr::compile::Ty::Double => "double".into(),
+        crate::expr::compile::Ty::Ptr(_) => "pointer".into(),
+        crate::expr::compile::Ty::Void => "void".into(),
+    }
+}
+
+fn scalar_node(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty, w: u64) -> crate::snapshot::Node {
+    use crate::expr::compile::Ty;
+    use crate::snapshot::Node;
+    match ty {
+        Ty::D(r) => {
+            let mut reader = crate::snapshot::Reader::new(0, symbols, Default::default());
+            let size = symbols.type_size(*r).unwrap_or(8).min(8) as usize;
+            reader.decode(&w.to_le_bytes()[..size], *r, 0)
+        }
+        Ty::Int { signed: true, .. } => Node::Int(w as i64),
+        Ty::Int { signed: false, .. } => Node::Uint(w),
+        Ty::Double => Node::Float(f64::from_bits(w)),
+        Ty::Ptr(_) | Ty::Void => Node::Pointer { addr: w, target: None, string: None, symbol: None },
+    }
 }

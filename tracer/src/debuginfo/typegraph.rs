@@ -929,9 +929,10 @@ fn declarator(d: &DwarfData, ty: Option<DieId>, inner: String, depth: usize) -> 
                         | gimli::DW_TAG_rvalue_reference_type
                 )
             ) {
-                // A qualified pointer: `char * const`.
-                let inner = if inner.is_empty() {
-                    format!(" {q}")
+                // A qualified pointer: `char * const`, `char * const *`, and (gdb puts no
+                // space before a reference) `char * const&`.
+                let inner = if inner.is_empty() || inner.starts_with('&') {
+                    format!(" {q}{inner}")
                 } else {
                     format!(" {q} {inner}")
                 };

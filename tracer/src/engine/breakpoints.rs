@@ -38,6 +38,7 @@ impl Engine {
             active: true,
             last_condition_error: None,
             suppressed_errors: 0,
+            snapshot: req.snapshot,
         });
         let first_site = probe.sites.len() as u32;
         for site in &req.sites {

@@ -103,6 +103,8 @@ pub(crate) struct ProbeRt {
     /// When a condition error was last reported, and how many were not reported since.
     pub last_condition_error: Option<std::time::Instant>,
     pub suppressed_errors: u64,
+    /// Hits hold the thread for a snapshot instead of fetching values.
+    pub snapshot: bool,
 }
 
 pub(crate) struct SiteRt {

@@ -66,6 +66,9 @@ pub struct PlantRequest {
     pub sites: Vec<PlantSite>,
     /// Unplant after this many hits (`None`: no bound here; quotas come in a later issue).
     pub max_hits: Option<u64>,
+    /// A snapshot probe: at a hit the thread is held ([`Event::SnapshotHit`]) until the
+    /// session has read its frames and values and calls [`EngineHandle::release`].
+    pub snapshot: bool,
 }
 
 /// A hit, as raw bytes: the hit path does no formatting. Rendering happens on the consumer's
@@ -88,6 +91,24 @@ pub struct HitRecord {
     pub values: Vec<Fetched>,
     /// Time from waitpid's return to the thread's PTRACE_CONT, in ns (our share of the stop).
     pub service_ns: u64,
+}
+
+/// A snapshot, ready to show.
+#[derive(Clone, Debug)]
+pub struct SnapshotRecord {
+    /// The probe.
+    pub probe: ProbeId,
+    /// The process and thread.
+    pub pid: i32,
+    pub tid: Tid,
+    /// When it was taken.
+    pub time: SystemTime,
+    /// 1-based hit count of the probe.
+    pub seq: u64,
+    /// How long the thread was held for it, µs.
+    pub held_us: u64,
+    /// The frames and values.
+    pub snapshot: crate::snapshot::Snapshot,
 }
 
 /// Why a probe is no longer planted.
@@ -124,6 +145,11 @@ pub enum Event {
     /// A probe's condition could not be evaluated at a hit (a bad pointer, say). Reported at
     /// most once a minute per probe; `suppressed` counts the ones not reported since.
     ConditionError { probe: ProbeId, tid: Tid, fault: crate::vm::Fault, suppressed: u64 },
+    /// A snapshot probe fired: the thread `tid` is held stopped with registers `regs` until
+    /// released (if `release` is true, this event is the last one for this stop).
+    SnapshotHit { probe: ProbeId, site: u32, pid: i32, tid: Tid, regs: Box<libc::user_regs_struct>, seq: u64, time: SystemTime, release: bool },
+    /// A finished snapshot (made by the session from a SnapshotHit).
+    Snapshot(Box<SnapshotRecord>),
     /// A pending probe was planted in a library that was just loaded.
     ProbePlanted {
         probe: ProbeId,

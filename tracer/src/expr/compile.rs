@@ -887,3 +887,28 @@ fn relocate(ops: Vec<Op>, base: usize) -> Vec<Op> {
         })
         .collect()
 }
+
+/// How to read a watch expression at a hit.
+#[derive(Clone, Debug)]
+pub enum WatchPlan {
+    /// An object in memory: the program pushes its address; show it by its DWARF type.
+    Object { program: Program, ty: TypeRef },
+    /// A computed value: the program pushes it; `ty` says how to show the word.
+    Scalar { program: Program, ty: Ty },
+}
+
+impl Compiler<'_> {
+    /// Compiles a watch expression: any value, shown whole (structs, arrays) when it is an
+    /// object in memory of a program type.
+    pub fn watch(mut self, e: &Expr) -> Result<WatchPlan, ExprError> {
+        let v = self.expr(e)?;
+        match v {
+            Val::Mem { ops, ty: Ty::D(r) } => Ok(WatchPlan::Object { program: Program { ops, lits: self.lits }, ty: r }),
+            other => {
+                let ty = self.rtype(&other);
+                let ops = self.rvalue(other, e.span)?;
+                Ok(WatchPlan::Scalar { program: Program { ops, lits: self.lits }, ty })
+            }
+        }
+    }
+}

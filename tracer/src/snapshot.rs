@@ -1,0 +1,424 @@
+//! Snapshots: every frame of the stopped thread, the arguments and locals of the top frames,
+//! and watch expressions, read into a bounded tree.
+//!
+//! A snapshot is taken while the thread that hit is held stopped (the engine holds it and the
+//! session's router thread does this work, then releases it), so every value comes from the
+//! same instant. It costs that thread milliseconds, not microseconds, which is why snapshots
+//! default to one hit. All reads go through process_vm_readv: a wild pointer is a status in the
+//! tree, never a fault. Bounds (all overridable, documented in docs/snapshots.md): object depth
+//! 5, strings 256 bytes, collections 100 elements, 64 KiB of target memory per snapshot, 64
+//! frames, arguments and locals for the top 5 frames. Cycles are detected.
+
+use crate::addr::{Bias, FileAddr};
+use crate::debuginfo::{Encoding, ModuleSymbols, Place, TypeKind, TypeRef, VarInfo};
+use crate::vm::{self, HitContext, Limits, Outcome};
+use std::collections::HashSet;
+
+/// Bounds on one snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotLimits {
+    /// How many pointer / member levels below a variable are read.
+    pub depth: u32,
+    /// Bytes of a string shown.
+    pub string_bytes: usize,
+    /// Elements of an array shown.
+    pub collection_items: usize,
+    /// Bytes of target memory read for the whole snapshot.
+    pub total_bytes: usize,
+    /// Frames unwound.
+    pub frames: usize,
+    /// Frames whose arguments and locals are read.
+    pub frames_with_variables: usize,
+}
+
+impl Default for SnapshotLimits {
+    fn default() -> Self {
+        SnapshotLimits { depth: 5, string_bytes: 256, collection_items: 100, total_bytes: 64 * 1024, frames: 64, frames_with_variables: 5 }
+    }
+}
+
+/// A value in a snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+    /// A character: its code.
+    Char(i64),
+    Enum { value: i64, name: Option<String> },
+    /// A pointer: its value, what it points to (if followed), the string (for char *),
+    /// the function (for a function pointer).
+    Pointer { addr: u64, target: Option<Box<Node>>, string: Option<(String, bool)>, symbol: Option<String> },
+    /// A char array's text.
+    Str { text: String, truncated: bool },
+    /// A struct's members, base classes first as `<Base>`.
+    Struct(Vec<(String, Node)>),
+    /// An array's first elements and its length.
+    Array { items: Vec<Node>, len: Option<u64> },
+    /// Why there is no value here.
+    Status(Status),
+}
+
+/// Why a value is missing or cut.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    OptimizedOut,
+    Unreadable(u64),
+    Unavailable(String),
+    /// Not read: the depth limit.
+    DepthLimit,
+    /// Not read: the snapshot's byte budget is spent.
+    SizeLimit,
+    /// Already shown higher up (a cycle).
+    Cycle(u64),
+    /// A type not rendered yet.
+    NotCaptured(String),
+}
+
+/// A named value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Var {
+    pub name: String,
+    /// Its type, as the source spells it.
+    pub ty: String,
+    pub value: Node,
+    /// An inner variable of the same name hides this one.
+    pub shadowed: bool,
+}
+
+/// One frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameSnap {
+    pub index: usize,
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub pc: u64,
+    pub module: Option<String>,
+    /// An inlined call (no frame of its own in the machine stack).
+    pub inlined: bool,
+    /// `<signal handler called>`.
+    pub signal_frame: bool,
+    /// Arguments and locals were read for this frame.
+    pub has_variables: bool,
+    pub args: Vec<Var>,
+    pub locals: Vec<Var>,
+}
+
+/// A snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub frames: Vec<FrameSnap>,
+    pub watches: Vec<Var>,
+    /// Why the stack ends where it does.
+    pub stack_end: String,
+    /// Bytes of target memory read.
+    pub bytes_read: usize,
+    /// Some value was cut by a limit.
+    pub truncated: bool,
+}
+
+/// Reads values of one module's types from a stopped process, within limits.
+pub struct Reader<'a> {
+    pub pid: i32,
+    pub symbols: &'a ModuleSymbols,
+    pub limits: SnapshotLimits,
+    pub bytes_read: usize,
+    pub truncated: bool,
+    visited: HashSet<(u64, TypeRef)>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader for `symbols`' types in process `pid`.
+    pub fn new(pid: i32, symbols: &'a ModuleSymbols, limits: SnapshotLimits) -> Reader<'a> {
+        Reader { pid, symbols, limits, bytes_read: 0, truncated: false, visited: HashSet::new() }
+    }
+
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, Status> {
+        if self.bytes_read + len > self.limits.total_bytes {
+            self.truncated = true;
+            return Err(Status::SizeLimit);
+        }
+        let mut buf = vec![0u8; len];
+        if len > 0 && crate::ptrace::mem::read(self.pid, addr, &mut buf).is_err() {
+            return Err(Status::Unreadable(addr));
+        }
+        self.bytes_read += len;
+        Ok(buf)
+    }
+
+    fn peel(&self, mut t: TypeRef) -> (TypeRef, TypeKind) {
+        for _ in 0..32 {
+            match self.symbols.type_kind(t) {
+                TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) => t = target,
+                k => return (t, k),
+            }
+        }
+        (t, TypeKind::Unknown { name: "typedef cycle".into(), size: 0 })
+    }
+
+    fn is_char(&self, t: TypeRef) -> bool {
+        matches!(self.peel(t).1, TypeKind::Base { size: 1, encoding: Encoding::SignedChar | Encoding::UnsignedChar | Encoding::Signed | Encoding::Unsigned, .. })
+            && matches!(self.peel(t).1, TypeKind::Base { ref name, .. } if name.contains("char"))
+    }
+
+    /// A variable's value, from its place, in a frame with registers `regs`.
+    pub fn var(&mut self, v: &VarInfo, regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> Node {
+        self.visited.clear();
+        self.place(&v.place, v.ty, regs, known)
+    }
+
+    fn run(&mut self, ops: &[vm::Op], regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> Result<u64, Status> {
+        if let Some(r) = ops.iter().find_map(|o| if let vm::Op::Reg(r) = o { (!known(*r)).then_some(*r) } else { None }) {
+            return Err(Status::Unavailable(format!("{r} is not saved across the call in this frame")));
+        }
+        let program = vm::Program { ops: ops.to_vec(), lits: Vec::new() };
+        let ctx = HitContext { regs, pid: self.pid, tid: self.pid, hits: 0 };
+        let mut mem = vm::ProcessMemory { pid: self.pid };
+        match vm::run_all(&[&program], &ctx, &mut mem, Limits::default()).pop() {
+            Some(Outcome::Done { top: Some(w), .. }) => Ok(w),
+            Some(Outcome::Done { top: None, .. }) | None => Err(Status::Unavailable("empty location".into())),
+            Some(Outcome::Failed(vm::Fault::Unreadable(a))) => Err(Status::Unreadable(a)),
+            Some(Outcome::Failed(vm::Fault::OptimizedOut)) => Err(Status::OptimizedOut),
+            Some(Outcome::Failed(f)) => Err(Status::Unavailable(format!("{f:?}"))),
+        }
+    }
+
+    fn place(&mut self, place: &Place, ty: TypeRef, regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> Node {
+        match place {
+            Place::Memory(ops) => match self.run(ops, regs, known) {
+                Ok(addr) => self.at(addr, ty, 0),
+                Err(s) => Node::Status(s),
+            },
+            Place::Value(ops) => match self.run(ops, regs, known) {
+                Ok(w) => {
+                    let size = self.symbols.type_size(ty).unwrap_or(8).min(8) as usize;
+                    self.decode(&w.to_le_bytes()[..size], ty, 0)
+                }
+                Err(s) => Node::Status(s),
+            },
+            Place::Implicit(bytes) => self.decode(bytes, ty, 0),
+            Place::OptimizedOut => Node::Status(Status::OptimizedOut),
+            Place::Unavailable(why) => Node::Status(Status::Unavailable(why.clone())),
+            Place::Pieces(pieces) => {
+                let mut bytes = Vec::new();
+                for (p, size) in pieces {
+                    let size = *size as usize;
+                    let part = match p {
+                        Place::Memory(ops) => self.run(ops, regs, known).and_then(|a| self.read(a, size)),
+                        Place::Value(ops) => self.run(ops, regs, known).map(|w| {
+                            let mut b = w.to_le_bytes().to_vec();
+                            b.resize(size, 0);
+                            b
+                        }),
+                        Place::Implicit(b) => Ok(b.clone()),
+                        _ => Err(Status::OptimizedOut),
+                    };
+                    match part {
+                        Ok(b) => bytes.extend_from_slice(&b[..size.min(b.len())]),
+                        Err(s) => return Node::Status(s),
+                    }
+                }
+                self.decode(&bytes, ty, 0)
+            }
+        }
+    }
+
+    /// The value of type `ty` at `addr`.
+    pub fn at(&mut self, addr: u64, ty: TypeRef, depth: u32) -> Node {
+        let (_, kind) = self.peel(ty);
+        let size = match kind {
+            TypeKind::Array { .. } => self.array_bytes(ty),
+            _ => self.symbols.type_size(ty).unwrap_or(0) as usize,
+        };
+        if size == 0 {
+            return self.decode(&[], ty, depth);
+        }
+        match self.read(addr, size) {
+            Ok(bytes) => self.decode(&bytes, ty, depth),
+            Err(s) => Node::Status(s),
+        }
+    }
+
+    /// Bytes of an array to read: its elements up to the collection limit.
+    fn array_bytes(&self, ty: TypeRef) -> usize {
+        let (_, TypeKind::Array { element, dims }) = self.peel(ty) else { return 0 };
+        let esize = self.symbols.type_size(element).unwrap_or(0) as usize;
+        let inner: u64 = dims.iter().skip(1).map(|d| d.unwrap_or(0)).product::<u64>().max(1);
+        let n = dims.first().copied().flatten().unwrap_or(0).min(self.limits.collection_items as u64) as usize;
+        let limit = if self.is_char(element) { self.limits.string_bytes } else { usize::MAX };
+        (n * inner as usize * esize).min(limit.max(esize))
+    }
+
+    /// Decodes `bytes` as a value of type `ty`.
+    pub fn decode(&mut self, bytes: &[u8], ty: TypeRef, depth: u32) -> Node {
+        let (pt, kind) = self.peel(ty);
+        let word = |n: usize| {
+            let mut w = [0u8; 8];
+            let n = n.min(bytes.len()).min(8);
+            w[..n].copy_from_slice(&bytes[..n]);
+            u64::from_le_bytes(w)
+        };
+        match kind {
+            TypeKind::Base { size, encoding, name } => {
+                let size = size as usize;
+                if bytes.len() < size {
+                    return Node::Status(Status::Unavailable("short read".into()));
+                }
+                let w = word(size);
+                let sext = |w: u64| if size < 8 { (((w << (64 - size * 8)) as i64) >> (64 - size * 8)) as i64 } else { w as i64 };
+                match encoding {
+                    Encoding::Bool => Node::Bool(w != 0),
+                    Encoding::Float if size == 4 => Node::Float(f32::from_bits(w as u32) as f64),
+                    Encoding::Float if size == 8 => Node::Float(f64::from_bits(w)),
+                    Encoding::Float => Node::Status(Status::NotCaptured(name)),
+                    Encoding::SignedChar => Node::Char(sext(w)),
+                    Encoding::UnsignedChar => Node::Char(w as i64),
+                    Encoding::Signed if size == 1 && name.contains("char") => Node::Char(sext(w)),
+                    Encoding::Signed => Node::Int(sext(w)),
+                    Encoding::Unsigned | Encoding::Utf => Node::Uint(w),
+                }
+            }
+            TypeKind::Enum { size, signed, enumerators, .. } => {
+                let w = word(size as usize);
+                let v = if signed && size < 8 { (((w << (64 - size * 8)) as i64) >> (64 - size * 8)) as i64 } else { w as i64 };
+                Node::Enum { value: v, name: enumerators.iter().find(|(e, _)| *e == v).map(|(_, n)| n.clone()) }
+            }
+            TypeKind::Pointer { pointee } if bytes.len() >= 8 => {
+                let _ = pt;
+                self.pointer(word(8), pointee, depth)
+            }
+            TypeKind::Reference { target, .. } if bytes.len() >= 8 => self.pointer(word(8), Some(target), depth),
+            TypeKind::Pointer { .. } | TypeKind::Reference { .. } => Node::Status(Status::Unavailable("short read".into())),
+            TypeKind::Struct { members, bases, .. } => {
+                if depth > self.limits.depth {
+                    self.truncated = true;
+                    return Node::Status(Status::DepthLimit);
+                }
+                let mut fields = Vec::new();
+                for (b, off) in bases {
+                    let size = self.symbols.type_size(b).unwrap_or(0) as usize;
+                    let off = off as usize;
+                    if off + size <= bytes.len() {
+                        let name = format!("<{}>", self.symbols.type_name(b));
+                        let v = self.decode(&bytes[off..off + size], b, depth + 1);
+                        fields.push((name, v));
+                    }
+                }
+                for m in members {
+                    if m.artificial {
+                        continue; // vtable pointers and the like
+                    }
+                    let name = m.name.clone().unwrap_or_else(|| "<anonymous>".into());
+                    let size = self.symbols.type_size(m.ty).unwrap_or(0) as usize;
+                    let off = m.offset as usize;
+                    let v = match m.bitfield {
+                        Some((bit_off, bits)) => {
+                            let mut w = [0u8; 8];
+                            let avail = bytes.len().saturating_sub(off).min(8);
+                            w[..avail].copy_from_slice(&bytes[off..off + avail]);
+                            let raw = (u64::from_le_bytes(w) >> bit_off) & if bits >= 64 { u64::MAX } else { (1 << bits) - 1 };
+                            let signed = matches!(self.peel(m.ty).1, TypeKind::Base { encoding: Encoding::Signed, .. });
+                            if signed && bits < 64 && raw >> (bits - 1) & 1 == 1 {
+                                Node::Int((raw | (u64::MAX << bits)) as i64)
+                            } else if signed {
+                                Node::Int(raw as i64)
+                            } else {
+                                Node::Uint(raw)
+                            }
+                        }
+                        None if off + size <= bytes.len() => self.decode(&bytes[off..off + size], m.ty, depth + 1),
+                        None if matches!(self.peel(m.ty).1, TypeKind::Array { .. }) && off <= bytes.len() => {
+                            self.decode(&bytes[off..], m.ty, depth + 1)
+                        }
+                        None => Node::Status(Status::Unavailable("member outside the value".into())),
+                    };
+                    fields.push((name, v));
+                }
+                Node::Struct(fields)
+            }
+            TypeKind::Array { element, dims } => {
+                let esize = self.symbols.type_size(element).unwrap_or(0) as usize;
+                let len = dims.first().copied().flatten();
+                if self.is_char(element) && dims.len() == 1 {
+                    let text = &bytes[..bytes.len().min(len.unwrap_or(bytes.len() as u64) as usize)];
+                    let nul = text.iter().position(|b| *b == 0);
+                    let shown = &text[..nul.unwrap_or(text.len())];
+                    return Node::Str { text: String::from_utf8_lossy(shown).into_owned(), truncated: nul.is_none() && len.is_some_and(|l| l as usize > text.len()) };
+                }
+                if esize == 0 || dims.len() > 1 {
+                    return Node::Status(Status::NotCaptured(self.symbols.type_name(ty)));
+                }
+                let n = (bytes.len() / esize).min(self.limits.collection_items);
+                if len.is_some_and(|l| l as usize > n) {
+                    self.truncated = true;
+                }
+                let items = (0..n).map(|i| self.decode(&bytes[i * esize..(i + 1) * esize], element, depth + 1)).collect();
+                Node::Array { items, len }
+            }
+            TypeKind::Void => Node::Status(Status::NotCaptured("void".into())),
+            TypeKind::Function { .. } => Node::Status(Status::NotCaptured("function".into())),
+            TypeKind::Typedef { .. } | TypeKind::Const(_) | TypeKind::Volatile(_) => unreachable!("peeled"),
+            TypeKind::Unknown { name, .. } => Node::Status(Status::NotCaptured(name)),
+        }
+    }
+
+    fn pointer(&mut self, addr: u64, pointee: Option<TypeRef>, depth: u32) -> Node {
+        let mut node = Node::Pointer { addr, target: None, string: None, symbol: None };
+        let Some(p) = pointee else { return node };
+        if addr == 0 {
+            return node;
+        }
+        let (pp, pkind) = self.peel(p);
+        if let Node::Pointer { target, string, symbol, .. } = &mut node {
+            if self.is_char(p) {
+                // A C string: up to the bound, to its NUL.
+                let max = self.limits.string_bytes;
+                let first = ((crate::ptrace::mem::PAGE - addr % crate::ptrace::mem::PAGE) as usize).min(max);
+                let mut text = match self.read(addr, first) {
+                    Ok(b) => b,
+                    Err(s) => {
+                        *target = Some(Box::new(Node::Status(s)));
+                        return node;
+                    }
+                };
+                if !text.contains(&0) && first < max {
+                    if let Ok(more) = self.read(addr + first as u64, max - first) {
+                        text.extend_from_slice(&more);
+                    }
+                }
+                let nul = text.iter().position(|b| *b == 0);
+                *string = Some((String::from_utf8_lossy(&text[..nul.unwrap_or(text.len())]).into_owned(), nul.is_none()));
+            } else if matches!(pkind, TypeKind::Function { .. }) {
+                *symbol = self.symbols.symbol_for(FileAddr(addr)).map(|(n, o)| if o == 0 { n } else { format!("{n}+{o:#x}") });
+            } else if matches!(pkind, TypeKind::Struct { .. } | TypeKind::Base { .. } | TypeKind::Enum { .. } | TypeKind::Pointer { .. }) {
+                if depth >= self.limits.depth {
+                    self.truncated = true;
+                    *target = Some(Box::new(Node::Status(Status::DepthLimit)));
+                } else if !self.visited.insert((addr, pp)) {
+                    *target = Some(Box::new(Node::Status(Status::Cycle(addr))));
+                } else {
+                    *target = Some(Box::new(self.at(addr, p, depth + 1)));
+                }
+            }
+        }
+        node
+    }
+}
+
+/// Fills in the frames' variables: `bias` of the module each frame is in, pc per frame.
+pub fn frame_vars(reader: &mut Reader, pc: FileAddr, bias: Bias, regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> (Vec<Var>, Vec<Var>) {
+    let mut args = Vec::new();
+    let mut locals = Vec::new();
+    for v in reader.symbols.variables_at(pc, bias) {
+        let node = reader.var(&v, regs, known);
+        let var = Var { name: v.name.clone(), ty: reader.symbols.type_name(v.ty), value: node, shadowed: v.shadowed };
+        if v.kind == crate::debuginfo::VarKind::Param {
+            args.push(var);
+        } else {
+            locals.push(var);
+        }
+    }
+    (args, locals)
+}

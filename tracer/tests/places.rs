@@ -1,0 +1,779 @@
+//! Places, variables in scope and the type graph, against gcc/g++-built programs with gdb as
+//! the oracle (and rustc-built ones checked for structure).
+//!
+//! For each probed pc the program runs under gdb to a breakpoint there: `info args` and
+//! `info locals` give the names `variables_at` must list, `whatis` the type names, `&var` the
+//! address a `Place::Memory` must compute from gdb's registers, `ptype /o` the member
+//! offsets.
+
+use scry_tracer::addr::{Bias, FileAddr};
+use scry_tracer::debuginfo::{
+    DebugSearch, Encoding, ModuleSymbols, Place, StructKind, TypeKind, TypeRef, VarInfo, VarKind,
+};
+use scry_tracer::regs::Reg;
+use scry_tracer::vm::Op;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const PLACES_C: &str = r#"#include <stdio.h>
+#include <string.h>
+
+struct flags {
+    unsigned int ready : 1;
+    unsigned int mode : 3;
+    int level : 5;
+    unsigned char tag;
+    unsigned long wide : 40;
+};
+
+union number { int i; float f; unsigned char bytes[4]; };
+
+struct packet {
+    int kind;
+    union { int code; char letter; };
+    struct { short x, y; } pos;
+    struct flags fl;
+    double grid[3][4];
+    const char *label;
+    char *const *argv_like;
+    int (*grid_row)[4];
+    int (*callback)(int, const char *);
+};
+
+enum level { LOW = -1, MID = 5, HIGH };
+
+typedef struct packet *PacketPtr;
+
+__thread int tls_counter = 7;
+static __thread long tls_big[4];
+int total = 100;
+static int file_static = 3;
+
+static int helper(int a, int b) {
+    int sum = a + b; // @helper_sum
+    return sum * 2;
+}
+
+__attribute__((noinline)) int compute(PacketPtr p, int n) {
+    int acc = total; // @compute_first
+    for (int i = 0; i < n; i++) {
+        int acc = i * 2;
+        static int calls;
+        calls++;
+        tls_counter += acc; // @compute_inner
+    }
+    int total = acc + p->kind; // @compute_total_decl
+    union number num;
+    num.i = total;
+    enum level lv = total > 10 ? HIGH : LOW;
+    total += helper(total, num.i) + lv; // @compute_after
+    return total;
+}
+
+int main(int argc, char **argv) {
+    struct packet pk;
+    memset(&pk, 0, sizeof pk);
+    pk.kind = 2;
+    pk.code = 65;
+    pk.fl.mode = 5;
+    pk.fl.level = -3;
+    pk.fl.wide = 12345;
+    pk.grid[1][2] = 1.5;
+    pk.label = "pk";
+    pk.argv_like = argv;
+    const char *msg = "hello";
+    PacketPtr pp = &pk;
+    int r = compute(pp, argc + 2); // @main_call
+    tls_big[1] = r;
+    printf("%s %d %d %ld %d\n", msg, r, file_static, tls_big[1], pk.fl.level);
+    return 0;
+}
+"#;
+
+const PLACES_CPP: &str = r#"#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace geo {
+struct Point { int x, y; };
+class Shape {
+public:
+    virtual ~Shape() {}
+    virtual int area() const = 0;
+    int id = 0;
+};
+class Rect : public Shape {
+public:
+    Rect(int w, int h) : w(w), h(h) {}
+    int area() const override {
+        int a = w * h; // @rect_area
+        return a;
+    }
+    int w, h;
+};
+template <typename T> struct Box { T value; T *ptr; };
+enum class Color : unsigned char { Red = 1, Green = 2 };
+}
+
+struct Base1 { long a; };
+struct Base2 { int b; };
+struct Multi : Base1, Base2 { char c; };
+
+__attribute__((noinline)) int sum_all(const std::vector<int> &v, int &out, const std::string &name) {
+    int s = 0;
+    for (int x : v) {
+        s += x; // @sum_loop
+    }
+    out = s;
+    return s + (int)name.size(); // @sum_ret
+}
+
+int main() {
+    std::vector<int> nums = {1, 2, 3};
+    std::string name = "abc";
+    geo::Rect r(3, 4);
+    geo::Shape *sp = &r;
+    geo::Box<int> box{5, nullptr};
+    box.ptr = &box.value;
+    geo::Color col = geo::Color::Green;
+    geo::Point pt{1, 2};
+    Multi m{};
+    m.a = 1;
+    m.b = 2;
+    m.c = 'z';
+    int out = 0;
+    int total = sum_all(nums, out, name); // @main_sum
+    total += sp->area();
+    std::printf("%d %d %d %d %d\n", total, out, (int)col, box.value + (int)m.a, pt.y);
+    return 0;
+}
+"#;
+
+const PLACES_RS: &str = r#"
+#[derive(Debug)]
+pub enum Shape {
+    Circle(f64),
+    Rect { w: u32, h: u32 },
+    Empty,
+}
+
+pub struct Holder<'a> {
+    pub a: Option<u32>,
+    pub b: Option<&'a u64>,
+    pub c: Shape,
+    pub d: Result<u8, i64>,
+}
+
+#[inline(never)]
+fn show(h: &Holder) -> u64 {
+    let n = h.a.unwrap_or(0) as u64 + h.b.copied().unwrap_or(0);
+    println!("{:?} {}", h.c, n);
+    n
+}
+
+fn main() {
+    let x = 5u64;
+    let h = Holder { a: Some(3), b: Some(&x), c: Shape::Rect { w: 1, h: 2 }, d: Ok(1) };
+    std::hint::black_box(&h);
+    let circle = Shape::Circle(1.5);
+    let empty = Shape::Empty;
+    std::hint::black_box((&circle, &empty));
+    show(&h);
+}
+"#;
+
+/// A shared library with a thread-local variable (TLS through the DTV: not yet).
+const TLSLIB_C: &str = "__thread int lib_tls = 3;\nint bump(int n) {\n    lib_tls += n;\n    return lib_tls;\n}\n";
+
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("scry-places-")
+                    && !Path::new("/proc").join(pid).exists()
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("scry-places-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("places.c"), PLACES_C).unwrap();
+        std::fs::write(dir.join("places.cpp"), PLACES_CPP).unwrap();
+        std::fs::write(dir.join("places.rs"), PLACES_RS).unwrap();
+        std::fs::write(dir.join("tlslib.c"), TLSLIB_C).unwrap();
+        let cc = |out: &str, compiler: &str, src: &str, flags: &[&str]| {
+            run(Command::new(compiler)
+                .current_dir(&dir)
+                .args(flags)
+                .args(["-o", out, src]));
+        };
+        cc("c0", "gcc", "places.c", &["-g", "-O0"]);
+        cc("c2", "gcc", "places.c", &["-g", "-O2"]);
+        // DWARF 4: bitfields as DW_AT_bit_offset, big-endian style.
+        cc("c0v4", "gcc", "places.c", &["-gdwarf-4", "-O0"]);
+        cc("c0np", "gcc", "places.c", &["-g", "-O0", "-no-pie"]);
+        cc("cpp0", "g++", "places.cpp", &["-g", "-O0"]);
+        cc("cpp2", "g++", "places.cpp", &["-g", "-O2"]);
+        // Type units: structs referenced by signature (DW_FORM_ref_sig8), in .debug_info
+        // (DWARF 5) and in .debug_types (DWARF 4).
+        cc("cpptu", "g++", "places.cpp", &["-g", "-O0", "-fdebug-types-section"]);
+        cc(
+            "cpptu4",
+            "g++",
+            "places.cpp",
+            &["-gdwarf-4", "-O0", "-fdebug-types-section"],
+        );
+        cc(
+            "libtls.so",
+            "gcc",
+            "tlslib.c",
+            &["-g", "-O0", "-shared", "-fPIC"],
+        );
+        run(Command::new("rustc")
+            .current_dir(&dir)
+            .args(["-g", "-C", "opt-level=0", "--crate-name", "places", "-o", "rs0", "places.rs"]));
+        Fixture { dir }
+    })
+}
+
+fn load(path: &Path) -> ModuleSymbols {
+    ModuleSymbols::load(path, &DebugSearch { debug_dirs: vec![] })
+        .unwrap_or_else(|e| panic!("load {}: {e}", path.display()))
+}
+
+/// The line of `src` carrying `@marker`.
+fn line_in(src: &str, marker: &str) -> u32 {
+    let tag = format!("@{marker}");
+    src.lines()
+        .position(|l| l.contains(&tag))
+        .unwrap_or_else(|| panic!("no marker {marker}")) as u32
+        + 1
+}
+
+fn gdb(prog: &Path, cmds: &[String]) -> String {
+    let mut c = Command::new("gdb");
+    c.args(["-batch", "-nx", "-iex", "set debuginfod enabled off"]);
+    c.args(["-iex", "set width 0", "-iex", "set height 0"]);
+    c.args(["-iex", "set print elements 4", "-iex", "set print pretty off"]);
+    for cmd in cmds {
+        c.arg("-ex").arg(cmd);
+    }
+    c.arg(prog);
+    let out = c.output().expect("gdb runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn hex_tokens(s: &str) -> Vec<u64> {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter_map(|t| t.strip_prefix("0x"))
+        .filter_map(|h| u64::from_str_radix(h, 16).ok())
+        .collect()
+}
+
+/// What gdb says at a breakpoint at file address `pc` of `prog`.
+#[derive(Debug, Default)]
+struct Stop {
+    /// `info args` names.
+    args: Vec<String>,
+    /// `info locals` names.
+    locals: Vec<String>,
+    /// Registers from `info registers` (general registers, fs_base).
+    regs: HashMap<Reg, u64>,
+    /// `&name` for each name asked for that has an address.
+    addrs: HashMap<String, u64>,
+    /// `whatis name` for each name asked for.
+    whatis: HashMap<String, String>,
+    /// `output/x name` for each name asked for, as gdb prints it.
+    printed: HashMap<String, String>,
+    /// Extra `output/x EXPR` values asked for, by expression.
+    values: HashMap<String, u64>,
+    /// The load bias gdb's run used.
+    bias: u64,
+}
+
+/// The names of `name = value` lines.
+fn names_of(block: &str) -> Vec<String> {
+    block
+        .lines()
+        .filter_map(|l| {
+            let (name, _) = l.split_once(" = ")?;
+            (!name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// Runs `prog` under gdb to file address `pc` and collects what gdb says there: args,
+/// locals, registers, and `&n` / `whatis n` for each of `names`, `output/x e` for `exprs`.
+/// None if the breakpoint was not hit.
+fn gdb_stop(m: &ModuleSymbols, prog: &Path, pc: u64, names: &[String], exprs: &[&str]) -> Option<Stop> {
+    let main = m.symbol_addr("main").expect("main").0;
+    let mut cmds = vec![
+        "starti".to_string(),
+        format!("break *((char *)&main + {})", pc as i64 - main as i64),
+        "continue".to_string(),
+        "echo @@bias\\n".to_string(),
+        "output/x &main".to_string(),
+        "echo \\n@@pc\\n".to_string(),
+        "output/x $pc".to_string(),
+        "echo \\n@@args\\n".to_string(),
+        "info args".to_string(),
+        "echo @@locals\\n".to_string(),
+        "info locals".to_string(),
+        "echo @@regs\\n".to_string(),
+        "info registers".to_string(),
+    ];
+    for n in names {
+        cmds.push(format!("echo @@addr {n}=\\n"));
+        cmds.push(format!("output/x &{n}"));
+        cmds.push("echo \\n".to_string());
+        cmds.push(format!("echo @@whatis {n}=\\n"));
+        // Raw: without libstdc++'s type printers (`std::vector<int>`), as DWARF spells it.
+        cmds.push(format!("whatis/r {n}"));
+        cmds.push(format!("echo @@print {n}=\\n"));
+        cmds.push(format!("output/x {n}"));
+        cmds.push("echo \\n".to_string());
+    }
+    for e in exprs {
+        cmds.push(format!("echo @@value {e}=\\n"));
+        cmds.push(format!("output/x {e}"));
+        cmds.push("echo \\n".to_string());
+    }
+    cmds.push("echo @@end\\n".to_string());
+    cmds.push("kill".to_string());
+    let out = gdb(prog, &cmds);
+    let section = |start: &str| -> &str {
+        let from = out.find(start).map(|i| i + start.len()).unwrap_or(out.len());
+        let rest = &out[from..];
+        let to = rest.find("@@").unwrap_or(rest.len());
+        &rest[..to]
+    };
+    let bias = hex_tokens(section("@@bias\n")).first().copied()? - main;
+    let stopped_at = hex_tokens(section("@@pc\n")).first().copied()?;
+    if stopped_at != pc + bias {
+        return None;
+    }
+    let mut stop = Stop {
+        args: names_of(section("@@args\n")),
+        locals: names_of(section("@@locals\n")),
+        bias,
+        ..Stop::default()
+    };
+    for l in section("@@regs\n").lines() {
+        let mut it = l.split_whitespace();
+        let (Some(name), Some(v)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if let (Some(r), Some(h)) = (Reg::from_name(name), v.strip_prefix("0x")) {
+            stop.regs.insert(r, u64::from_str_radix(h, 16).unwrap());
+        }
+    }
+    for n in names {
+        let a = section(&format!("@@addr {n}=\n"));
+        if let Some(&v) = hex_tokens(a).last()
+            && !a.contains("Can't take address")
+            && !a.contains("which is in register")
+        {
+            stop.addrs.insert(n.clone(), v);
+        }
+        stop.printed.insert(
+            n.clone(),
+            section(&format!("@@print {n}=\n")).trim().to_string(),
+        );
+        if let Some(t) = section(&format!("@@whatis {n}=\n"))
+            .trim()
+            .strip_prefix("type = ")
+        {
+            stop.whatis.insert(n.clone(), t.to_string());
+        }
+    }
+    for e in exprs {
+        if let Some(&v) = hex_tokens(section(&format!("@@value {e}=\n"))).last() {
+            stop.values.insert(e.to_string(), v);
+        }
+    }
+    Some(stop)
+}
+
+/// Evaluates address ops with gdb's registers (no memory: -O0 locations need none).
+fn eval(ops: &[Op], regs: &HashMap<Reg, u64>) -> u64 {
+    let mut stack: Vec<u64> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Reg(r) => stack.push(regs[r]),
+            Op::Const(c) => stack.push(*c),
+            Op::Add => {
+                let b = stack.pop().unwrap();
+                let a = stack.pop().unwrap();
+                stack.push(a.wrapping_add(b));
+            }
+            Op::Sub => {
+                let b = stack.pop().unwrap();
+                let a = stack.pop().unwrap();
+                stack.push(a.wrapping_sub(b));
+            }
+            other => panic!("unexpected op {other:?} in {ops:?}"),
+        }
+    }
+    assert_eq!(stack.len(), 1, "{ops:?}");
+    stack[0]
+}
+
+/// Runs value ops on gdb's registers; None if they need memory or something the test does
+/// not model.
+fn eval_value(ops: &[Op], regs: &HashMap<Reg, u64>) -> Option<u64> {
+    let mut st: Vec<u64> = Vec::new();
+    for op in ops {
+        let bin = |st: &mut Vec<u64>, f: fn(u64, u64) -> u64| {
+            let b = st.pop()?;
+            let a = st.pop()?;
+            st.push(f(a, b));
+            Some(())
+        };
+        match op {
+            Op::Reg(r) => st.push(*regs.get(r)?),
+            Op::Const(c) => st.push(*c),
+            Op::Add => bin(&mut st, u64::wrapping_add)?,
+            Op::Sub => bin(&mut st, u64::wrapping_sub)?,
+            Op::Mul => bin(&mut st, u64::wrapping_mul)?,
+            Op::And => bin(&mut st, |a, b| a & b)?,
+            Op::Or => bin(&mut st, |a, b| a | b)?,
+            Op::Xor => bin(&mut st, |a, b| a ^ b)?,
+            Op::Shl => bin(&mut st, |a, b| a.wrapping_shl(b as u32))?,
+            Op::ShrU => bin(&mut st, |a, b| a.wrapping_shr(b as u32))?,
+            Op::ShrS => bin(&mut st, |a, b| (a as i64).wrapping_shr(b as u32) as u64)?,
+            Op::Neg => {
+                let a = st.pop()?;
+                st.push(a.wrapping_neg());
+            }
+            Op::Not => {
+                let a = st.pop()?;
+                st.push(!a);
+            }
+            Op::SExt(bits) => {
+                let a = st.pop()?;
+                let sh = 64 - u32::from(*bits);
+                st.push((((a << sh) as i64) >> sh) as u64);
+            }
+            Op::ZExt(bits) => {
+                let a = st.pop()?;
+                st.push(a & (u64::MAX >> (64 - u32::from(*bits))));
+            }
+            _ => return None,
+        }
+    }
+    st.pop()
+}
+
+/// Integer-like types (gdb's `output/x` prints their bits), with their size.
+fn scalar_size(m: &ModuleSymbols, mut t: TypeRef) -> Option<u64> {
+    for _ in 0..16 {
+        match m.type_kind(t) {
+            TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) => {
+                t = target
+            }
+            TypeKind::Base { encoding: Encoding::Float, .. } => return None,
+            TypeKind::Base { size, .. } | TypeKind::Enum { size, .. } => return Some(size),
+            TypeKind::Pointer { .. } => return Some(8),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Address ops as a gdb expression (`($rbp + -56)`), for reading through them in gdb.
+fn gdb_expr(ops: &[Op]) -> String {
+    let mut stack: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Reg(r) => stack.push(format!("${}", r.name())),
+            Op::Const(c) => stack.push(format!("{}", *c as i64)),
+            Op::Add => {
+                let b = stack.pop().unwrap();
+                let a = stack.pop().unwrap();
+                stack.push(format!("({a} + {b})"));
+            }
+            other => panic!("unexpected op {other:?} in {ops:?}"),
+        }
+    }
+    stack.pop().unwrap()
+}
+
+/// True if `t` is a C++ reference (gdb's `&r` is then the referent's address).
+fn is_reference(m: &ModuleSymbols, t: TypeRef) -> bool {
+    matches!(m.type_kind(t), TypeKind::Reference { .. })
+}
+
+fn names(vars: &[VarInfo], kinds: &[VarKind]) -> Vec<String> {
+    vars.iter()
+        .filter(|v| kinds.contains(&v.kind))
+        .map(|v| v.name.clone())
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Where a breakpoint at the first address of line `line` of `file` lands in `m`: every
+/// site's address.
+fn line_sites(m: &ModuleSymbols, file: &str, line: u32) -> Vec<u64> {
+    m.resolve_line(file, line)
+        .unwrap_or_else(|e| panic!("{file}:{line}: {e}"))
+        .iter()
+        .map(|s| s.addr.0)
+        .collect()
+}
+
+/// The instruction addresses of the first `len` bytes of function `name`'s out-of-line
+/// copy (from its probe address on).
+fn body_pcs(m: &ModuleSymbols, prog: &Path, name: &str, len: u64) -> Vec<u64> {
+    let Some(entry) = m
+        .resolve_function(name)
+        .unwrap()
+        .into_iter()
+        .find(|s| !s.inlined)
+    else {
+        return Vec::new();
+    };
+    let entry = entry.addr.0;
+    let dis = run(Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(format!("--start-address={entry:#x}"))
+        .arg(format!("--stop-address={:#x}", entry + len))
+        .arg(prog));
+    dis.lines()
+        .filter_map(|l| {
+            let (a, rest) = l.trim().split_once(':')?;
+            // Instruction lines only (`11a0:  mov ...`), not labels.
+            (!rest.trim().is_empty()).then_some(())?;
+            u64::from_str_radix(a.trim(), 16).ok()
+        })
+        .collect()
+}
+
+/// Checks `variables_at` against gdb at each pc: argument names in order, local names as
+/// a multiset (gdb keeps the locals of a lexical block in a hash table, so their order is
+/// gdb's own), and for each variable the type name (`whatis`) and, for a `Memory` place,
+/// the address; for a value in registers or known to DWARF, the value gdb prints. Returns how
+/// many pcs gdb stopped at and how many values (not addresses) were compared.
+fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize, usize) {
+    let m = load(prog);
+    let mut compared = 0;
+    let mut values = 0;
+    for &pc in pcs {
+        let bias_guess = Bias(0);
+        let vars = m.variables_at(FileAddr(pc), bias_guess);
+        let visible: Vec<String> = vars
+            .iter()
+            .filter(|v| !v.shadowed)
+            .map(|v| v.name.clone())
+            .collect();
+        // A reference's slot holds the referent's address, which is gdb's `&r`.
+        let through: HashMap<String, String> = vars
+            .iter()
+            .filter(|v| !v.shadowed && is_reference(&m, v.ty))
+            .filter_map(|v| match &v.place {
+                Place::Memory(ops) => Some((
+                    v.name.clone(),
+                    format!("*(unsigned long *){}", gdb_expr(ops)),
+                )),
+                _ => None,
+            })
+            .collect();
+        let exprs: Vec<&str> = through.values().map(String::as_str).collect();
+        let Some(stop) = gdb_stop(&m, prog, pc, &visible, &exprs) else {
+            continue;
+        };
+        compared += 1;
+        let at = format!("{} at {pc:#x} ({:?})", prog.display(), m.describe(FileAddr(pc)));
+        assert_eq!(names(&vars, &[VarKind::Param]), stop.args, "args {at}");
+        assert_eq!(
+            sorted(names(&vars, &[VarKind::Local, VarKind::StaticLocal])),
+            sorted(stop.locals.clone()),
+            "locals {at}"
+        );
+        let vars = m.variables_at(FileAddr(pc), Bias(stop.bias));
+        for v in vars.iter().filter(|v| !v.shadowed) {
+            if let Some(w) = stop.whatis.get(&v.name) {
+                assert_eq!(&m.type_name(v.ty), w, "whatis {} {at}", v.name);
+            }
+            // Values not in memory: ours, computed from gdb's registers, against gdb's.
+            let printed = stop.printed.get(&v.name).map(String::as_str).unwrap_or("");
+            let size = scalar_size(&m, v.ty);
+            let mask = |x: u64| match size {
+                Some(s) if s < 8 => x & ((1u64 << (s * 8)) - 1),
+                _ => x,
+            };
+            let gdb_value = hex_tokens(printed).first().copied();
+            match &v.place {
+                Place::OptimizedOut => {
+                    assert!(printed.contains("<optimized out>"), "{} {at}: gdb says {printed}", v.name);
+                    values += 1;
+                    continue;
+                }
+                Place::Value(ops) if size.is_some() && !printed.contains('{') => {
+                    if let Some(ours) = eval_value(ops, &stop.regs) {
+                        assert_eq!(Some(mask(ours)), gdb_value, "{} {at}: {ops:?}, gdb {printed}", v.name);
+                        values += 1;
+                    }
+                    continue;
+                }
+                Place::Implicit(bytes) if size.is_some() => {
+                    let mut w = [0u8; 8];
+                    let n = bytes.len().min(8);
+                    w[..n].copy_from_slice(&bytes[..n]);
+                    assert_eq!(Some(mask(u64::from_le_bytes(w))), gdb_value, "{} {at}: gdb {printed}", v.name);
+                    values += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            if !check_addresses && !matches!(v.place, Place::Memory(_)) {
+                continue;
+            }
+            match &v.place {
+                Place::Memory(ops) => {
+                    let gdb_addr = stop.addrs.get(&v.name).unwrap_or_else(|| {
+                        panic!("gdb has no address for {} {at}; ours: {ops:?}", v.name)
+                    });
+                    match through.get(&v.name) {
+                        Some(e) => assert_eq!(stop.values[e], *gdb_addr, "&{} {at}: {e}", v.name),
+                        None => assert_eq!(
+                            eval(ops, &stop.regs),
+                            *gdb_addr,
+                            "&{} {at}: {ops:?}",
+                            v.name
+                        ),
+                    }
+                }
+                Place::Unavailable(_) | Place::Pieces(_) if !check_addresses => {}
+                other => panic!("{} is not in memory at -O0 {at}: {other:?}", v.name),
+            }
+        }
+    }
+    (compared, values)
+}
+
+#[test]
+fn c_variables_at_o0_match_gdb_info_args_and_locals() {
+    let f = fixture();
+    let prog = f.path("c0");
+    let m = load(&prog);
+    let mut pcs = Vec::new();
+    for marker in [
+        "helper_sum",
+        "compute_first",
+        "compute_inner",
+        "compute_total_decl",
+        "compute_after",
+        "main_call",
+    ] {
+        pcs.extend(line_sites(&m, "places.c", line_in(PLACES_C, marker)));
+    }
+    let (compared, _) = check_against_gdb(&prog, &pcs, true);
+    assert_eq!(compared, pcs.len(), "gdb stopped at every pc");
+
+    // Shadowing: in the loop body the inner `acc` hides the function's.
+    let pc = line_sites(&m, "places.c", line_in(PLACES_C, "compute_inner"))[0];
+    let vars = m.variables_at(FileAddr(pc), Bias(0));
+    let accs: Vec<(bool, VarKind)> = vars
+        .iter()
+        .filter(|v| v.name == "acc")
+        .map(|v| (v.shadowed, v.kind))
+        .collect();
+    assert_eq!(accs, [(false, VarKind::Local), (true, VarKind::Local)]);
+    let calls = vars.iter().find(|v| v.name == "calls").unwrap();
+    assert_eq!(calls.kind, VarKind::StaticLocal);
+    assert!(matches!(&calls.place, Place::Memory(ops) if matches!(ops.as_slice(), [Op::Const(_)])));
+    // The innermost `acc` is the one `variable` finds.
+    let acc = m.variable(FileAddr(pc), "acc", Bias(0)).unwrap();
+    assert!(!acc.shadowed);
+    assert_eq!(acc.decl_line, Some(line_in(PLACES_C, "compute_first") + 2));
+}
+
+#[test]
+fn c_variables_at_o2_match_gdb_info_args_and_locals() {
+    let f = fixture();
+    let prog = f.path("c2");
+    let m = load(&prog);
+    let mut pcs = Vec::new();
+    for marker in [
+        "helper_sum",
+        "compute_first",
+        "compute_inner",
+        "compute_total_decl",
+        "compute_after",
+        "main_call",
+    ] {
+        if let Ok(sites) = m.resolve_line("places.c", line_in(PLACES_C, marker)) {
+            pcs.extend(sites.iter().map(|s| s.addr.0));
+        }
+    }
+    // Every instruction of compute's out-of-line body too: gdb's view must agree at each
+    // one, not just at line starts (location lists change mid-line).
+    pcs.extend(body_pcs(&m, &prog, "compute", 0x60));
+    pcs.sort();
+    pcs.dedup();
+    let (compared, values) = check_against_gdb(&prog, &pcs, false);
+    eprintln!("{compared} stops, {values} values");
+    assert!(compared >= 10, "gdb stopped at only {compared} of {} pcs", pcs.len());
+    assert!(values >= 30, "only {values} values compared");
+}
+
+#[test]
+fn cpp_variables_at_match_gdb_at_o0_and_o2() {
+    let f = fixture();
+    for (prog, addresses) in [("cpp0", true), ("cpp2", false), ("cpptu", true)] {
+        let prog = f.path(prog);
+        let m = load(&prog);
+        let mut pcs = Vec::new();
+        for marker in ["rect_area", "sum_loop", "sum_ret", "main_sum"] {
+            if let Ok(sites) = m.resolve_line("places.cpp", line_in(PLACES_CPP, marker)) {
+                pcs.extend(sites.iter().map(|s| s.addr.0));
+            }
+        }
+        if prog.ends_with("cpp2") {
+            pcs.extend(body_pcs(&m, &prog, "sum_all", 0x50));
+            pcs.extend(body_pcs(&m, &prog, "main", 0x40));
+        }
+        let (compared, values) = check_against_gdb(&prog, &pcs, addresses);
+        eprintln!("{}: {compared} stops, {values} values", prog.display());
+        assert!(compared >= 3, "{}: gdb stopped at only {compared} pcs", prog.display());
+        if !addresses {
+            assert!(values >= 10, "{}: only {values} values compared", prog.display());
+        }
+    }
+}
