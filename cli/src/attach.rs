@@ -4,7 +4,7 @@ use crate::{output, signals};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use scry_tracer::debuginfo::DebugSearch;
-use scry_tracer::{Event, ExecPolicy, ProbeEnd, ProbeSpec, Session, SessionOptions};
+use scry_tracer::{Event, ExecPolicy, ProbeEnd, ProbeSpec, Session, SessionOptions, SnapshotSpec};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,13 @@ pub struct AttachArgs {
     /// Applies to every --log of the command.
     #[arg(long = "if", value_name = "EXPR")]
     pub condition: Option<String>,
+    /// A snapshot point: at a hit, every frame, the arguments and locals of the top 5 frames,
+    /// and the --watch expressions (one hit by default; --max-hits raises it). Repeatable.
+    #[arg(long, value_name = "LOC")]
+    pub snapshot: Vec<String>,
+    /// An expression to show in every snapshot, e.g. `--watch 'o->qty * 2' --watch '*o'`.
+    #[arg(long, value_name = "EXPR")]
+    pub watch: Vec<String>,
     /// Stop after this many seconds (default: until Ctrl-C, max hits, or target exit).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -57,10 +64,11 @@ macro_rules! note {
 }
 
 pub fn run(args: AttachArgs) -> Result<ExitCode> {
-    if args.log.is_empty() {
-        bail!(
-            "nothing to do: add at least one --log LOC TEMPLATE, e.g. --log orders.c:42 'order {{id}}'"
-        );
+    if args.log.is_empty() && args.snapshot.is_empty() {
+        bail!("nothing to do: add --log LOC TEMPLATE (e.g. --log orders.c:42 'order {{id}}') or --snapshot LOC");
+    }
+    if !args.watch.is_empty() && args.snapshot.is_empty() {
+        bail!("--watch belongs to snapshots: add --snapshot LOC (for log lines, put the expression in the template)");
     }
     if args.pid.is_none() && args.program.is_empty() {
         bail!("say which process: --pid PID, or start one with `-- PROGRAM ARGS`");
@@ -96,13 +104,28 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
     // Plant. A bad probe is an error before anything runs: detach and say why.
     let mut locations = std::collections::HashMap::new();
     let plant_started = Instant::now();
-    for pair in args.log.chunks(2) {
-        let spec = ProbeSpec {
+    let mut specs: Vec<ProbeSpec> = args
+        .log
+        .chunks(2)
+        .map(|pair| ProbeSpec {
             location: pair[0].clone(),
             template: pair[1].clone(),
             max_hits: args.max_hits,
             condition: args.condition.clone(),
-        };
+            snapshot: None,
+        })
+        .collect();
+    for loc in &args.snapshot {
+        specs.push(ProbeSpec {
+            location: loc.clone(),
+            template: String::new(),
+            // A snapshot is one hit unless asked otherwise.
+            max_hits: Some(args.max_hits.unwrap_or(1)),
+            condition: args.condition.clone(),
+            snapshot: Some(SnapshotSpec { watches: args.watch.clone(), ..Default::default() }),
+        });
+    }
+    for spec in specs {
         match session.add_probe(&spec) {
             Ok(p) => {
                 locations.insert(p.id, p.location.clone());
@@ -223,6 +246,18 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                     break;
                 }
             }
+            Ok(Event::Snapshot(rec)) => {
+                hits += 1;
+                let loc = locations.get(&rec.probe).map(String::as_str).unwrap_or("");
+                let text = if args.json { output::snapshot_json(&rec, loc).to_string() } else { output::snapshot_human(&rec, loc) };
+                let mut out = stdout.lock();
+                if writeln!(out, "{}", text.trim_end()).is_err() {
+                    ended_by = "stdout closed".into();
+                    break;
+                }
+                let _ = out.flush();
+            }
+            Ok(Event::SnapshotHit { .. }) => {}
             Ok(Event::ProbePlanted {
                 probe,
                 sites,

@@ -109,6 +109,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         template: template.into(),
         max_hits: None,
         condition: None,
+        snapshot: None,
     })?;
     for s in &probe.sites {
         println!(

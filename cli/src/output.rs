@@ -167,3 +167,229 @@ mod tests {
         );
     }
 }
+
+use scry_tracer::engine::SnapshotRecord;
+use scry_tracer::snapshot::{Node, Status, Var};
+
+/// A snapshot node on one line, gdb-like.
+pub fn node_text(n: &Node) -> String {
+    match n {
+        Node::Int(i) => i.to_string(),
+        Node::Uint(u) => u.to_string(),
+        Node::Float(f) => float_text(*f),
+        Node::Bool(b) => b.to_string(),
+        Node::Char(c) => match u8::try_from(*c) {
+            Ok(b) if b.is_ascii_graphic() || b == b' ' => format!("{c} '{}'", b as char),
+            _ => c.to_string(),
+        },
+        Node::Enum { value, name } => name.clone().unwrap_or_else(|| value.to_string()),
+        Node::Pointer { addr, target, string, symbol } => {
+            let mut s = format!("{addr:#x}");
+            if let Some(sym) = symbol {
+                s.push_str(&format!(" <{sym}>"));
+            }
+            if let Some((text, truncated)) = string {
+                s.push_str(&format!(" {text:?}{}", if *truncated { "..." } else { "" }));
+            }
+            if let Some(t) = target {
+                s.push_str(&format!(" -> {}", node_text(t)));
+            }
+            s
+        }
+        Node::Str { text, truncated } => format!("{text:?}{}", if *truncated { "..." } else { "" }),
+        Node::Struct(fields) => {
+            let inner: Vec<String> = fields.iter().map(|(k, v)| format!("{k} = {}", node_text(v))).collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        Node::Array { items, len } => {
+            let inner: Vec<String> = items.iter().map(node_text).collect();
+            let more = match len {
+                Some(l) if *l as usize > items.len() => format!(", ...({l} in all)"),
+                _ => String::new(),
+            };
+            format!("{{{}{more}}}", inner.join(", "))
+        }
+        Node::Status(s) => format!("<{}>", status_text(s)),
+    }
+}
+
+fn status_text(s: &Status) -> String {
+    match s {
+        Status::OptimizedOut => "optimized out".into(),
+        Status::Unreadable(a) => format!("unreadable at {a:#x}"),
+        Status::Unavailable(w) => format!("unavailable: {w}"),
+        Status::DepthLimit => "not shown: depth limit".into(),
+        Status::SizeLimit => "not shown: snapshot size limit".into(),
+        Status::Cycle(a) => format!("cycle: {a:#x} shown above"),
+        Status::NotCaptured(t) => format!("not captured: {t}"),
+    }
+}
+
+fn status_json(s: &Status) -> Json {
+    match s {
+        Status::OptimizedOut => json!({"status": "optimized_out"}),
+        Status::Unreadable(a) => json!({"status": "unreadable", "addr": format!("{a:#x}")}),
+        Status::Unavailable(w) => json!({"status": "unavailable", "reason": w}),
+        Status::DepthLimit => json!({"status": "truncated", "reason": "depth"}),
+        Status::SizeLimit => json!({"status": "truncated", "reason": "size"}),
+        Status::Cycle(a) => json!({"status": "cycle", "addr": format!("{a:#x}")}),
+        Status::NotCaptured(t) => json!({"status": "not_captured", "type": t}),
+    }
+}
+
+/// A snapshot node as JSON (schema: docs/snapshots.md).
+pub fn node_json(n: &Node) -> Json {
+    match n {
+        Node::Int(i) | Node::Char(i) => json!(i),
+        Node::Uint(u) => json!(u),
+        Node::Float(f) => json!(f),
+        Node::Bool(b) => json!(b),
+        Node::Enum { value, name } => match name {
+            Some(n) => json!(n),
+            None => json!(value),
+        },
+        Node::Pointer { addr, target, string, symbol } => {
+            let mut m = Map::new();
+            m.insert("addr".into(), json!(format!("{addr:#x}")));
+            if let Some((text, truncated)) = string {
+                m.insert("string".into(), json!(text));
+                if *truncated {
+                    m.insert("truncated".into(), json!(true));
+                }
+            }
+            if let Some(sym) = symbol {
+                m.insert("symbol".into(), json!(sym));
+            }
+            if let Some(t) = target {
+                m.insert("target".into(), node_json(t));
+            }
+            Json::Object(m)
+        }
+        Node::Str { text, truncated } => {
+            if *truncated { json!({"string": text, "truncated": true}) } else { json!(text) }
+        }
+        Node::Struct(fields) => {
+            let mut m = Map::new();
+            for (k, v) in fields {
+                m.insert(k.clone(), node_json(v));
+            }
+            Json::Object(m)
+        }
+        Node::Array { items, len } => {
+            let items: Vec<Json> = items.iter().map(node_json).collect();
+            match len {
+                Some(l) if *l as usize > items.len() => json!({"items": items, "len": l, "truncated": true}),
+                _ => Json::Array(items),
+            }
+        }
+        Node::Status(s) => status_json(s),
+    }
+}
+
+fn vars_json(vars: &[Var]) -> Json {
+    Json::Array(
+        vars.iter()
+            .map(|v| {
+                let mut o = json!({"name": v.name, "type": v.ty, "value": node_json(&v.value)});
+                if v.shadowed {
+                    o["shadowed"] = json!(true);
+                }
+                o
+            })
+            .collect(),
+    )
+}
+
+/// A snapshot as one JSON object.
+pub fn snapshot_json(r: &SnapshotRecord, location_spec: &str) -> Json {
+    let s = &r.snapshot;
+    let frames: Vec<Json> = s
+        .frames
+        .iter()
+        .map(|f| {
+            let mut o = json!({
+                "index": f.index,
+                "function": f.function,
+                "file": f.file,
+                "line": f.line,
+                "pc": format!("{:#x}", f.pc),
+                "module": f.module,
+                "inlined": f.inlined,
+            });
+            if f.signal_frame {
+                o["signal_frame"] = json!(true);
+            }
+            if f.has_variables {
+                o["args"] = vars_json(&f.args);
+                o["locals"] = vars_json(&f.locals);
+            }
+            o
+        })
+        .collect();
+    json!({
+        "kind": "snapshot",
+        "time": utc_time(r.time),
+        "pid": r.pid,
+        "tid": r.tid,
+        "probe": r.probe,
+        "probe_location": location_spec,
+        "hit": r.seq,
+        "held_us": r.held_us,
+        "bytes_read": s.bytes_read,
+        "truncated": s.truncated,
+        "stack_end": s.stack_end,
+        "frames": frames,
+        "watches": vars_json(&s.watches),
+    })
+}
+
+/// A snapshot as an indented tree.
+pub fn snapshot_human(r: &SnapshotRecord, location_spec: &str) -> String {
+    let s = &r.snapshot;
+    let mut out = format!(
+        "{} snapshot of probe {} at {} [tid {}] (hit {}; thread held {} µs; {} bytes read{})\n",
+        local_time(r.time),
+        r.probe,
+        location_spec,
+        r.tid,
+        r.seq,
+        r.held_us,
+        s.bytes_read,
+        if s.truncated { "; some values cut by limits" } else { "" }
+    );
+    for f in &s.frames {
+        let place = match (&f.file, f.line) {
+            (Some(file), Some(line)) => format!(" at {}:{line}", file.rsplit('/').next().unwrap_or(file)),
+            _ => String::new(),
+        };
+        let module = f.module.as_deref().map(|m| format!(" in {m}")).unwrap_or_default();
+        let inl = if f.inlined { " (inlined)" } else { "" };
+        out.push_str(&format!("  #{:<2} {}{inl}{place} {:#x}{module}\n", f.index, f.function, f.pc));
+        if f.has_variables {
+            for (title, vars) in [("args", &f.args), ("locals", &f.locals)] {
+                if vars.is_empty() {
+                    continue;
+                }
+                out.push_str(&format!("       {title}:\n"));
+                for v in vars {
+                    let sh = if v.shadowed { " (shadowed)" } else { "" };
+                    out.push_str(&format!("         {} = ({}) {}{sh}\n", v.name, v.ty, node_text(&v.value)));
+                }
+            }
+        }
+    }
+    out.push_str(&format!("  stack: {}\n", s.stack_end));
+    if !s.watches.is_empty() {
+        out.push_str("  watches:\n");
+        for w in &s.watches {
+            out.push_str(&format!("    {} = ({}) {}\n", w.name, w.ty, node_text(&w.value)));
+        }
+    }
+    out
+}
+
+/// A float as gdb would print it: plain for ordinary magnitudes, exponent otherwise.
+fn float_text(f: f64) -> String {
+    let a = f.abs();
+    if a != 0.0 && !(1e-6..1e16).contains(&a) { format!("{f:e}") } else { format!("{f}") }
+}

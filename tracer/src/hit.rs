@@ -116,7 +116,10 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
         let last = snapshots.len();
         for (i, (probe, site, seq)) in snapshots.into_iter().enumerate() {
             let release = !hold && i + 1 == last;
-            let _ = e.events.send(Event::SnapshotHit { probe, site, pid, tid, regs: Box::new(regs), seq, time: SystemTime::now(), release });
+            // The snapshot sees the thread as at the probed instruction (rip on it, not after
+            // the int3).
+            let at_site = libc::user_regs_struct { rip: addr, ..regs };
+            let _ = e.events.send(Event::SnapshotHit { probe, site, pid, tid, regs: Box::new(at_site), seq, time: SystemTime::now(), release });
         }
         if hold {
             let _ = e.events.send(Event::ModulesChanged { held: Some(tid) });

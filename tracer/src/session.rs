@@ -335,6 +335,13 @@ impl Session {
             pending: None,
         };
         let resolution = resolve(shared, &mut state, &location)?;
+        if spec.snapshot.is_some() {
+            // A snapshot unwinds through every module: load their symbols now, not while the
+            // thread is held at the first hit.
+            for m in state.modules.clone() {
+                let _ = symbols_locked(shared, &mut state, &m);
+            }
+        }
         match resolution {
             Resolution::Pending(module) => {
                 entry.pending = Some(module);

@@ -334,96 +334,152 @@ fn names_of(block: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `prog` under gdb to file address `pc` and collects what gdb says there: args,
-/// locals, registers, and `&n` / `whatis n` for each of `names`, `output/x e` for `exprs`.
-/// None if the breakpoint was not hit.
-fn gdb_stop(m: &ModuleSymbols, prog: &Path, pc: u64, names: &[String], exprs: &[&str]) -> Option<Stop> {
+/// What to ask gdb at one pc: `&n`, `whatis n`, `output/x n` for each name, `output/x e` for
+/// each expression.
+struct Ask {
+    pc: u64,
+    names: Vec<String>,
+    exprs: Vec<String>,
+}
+
+/// Runs `prog` under gdb once, stopping at each asked pc (temporary breakpoints, driven by
+/// a gdb Python script so that a failing command, `&r` of a register variable, does not end
+/// the run), and collects what gdb says at each: args, locals, registers, the asked names
+/// and expressions. Pcs never reached are absent.
+fn gdb_stops(m: &ModuleSymbols, prog: &Path, asks: &[Ask]) -> HashMap<u64, Stop> {
     let main = m.symbol_addr("main").expect("main").0;
-    let mut cmds = vec![
-        "starti".to_string(),
-        format!("break *((char *)&main + {})", pc as i64 - main as i64),
-        "continue".to_string(),
-        "echo @@bias\\n".to_string(),
-        "output/x &main".to_string(),
-        "echo \\n@@pc\\n".to_string(),
-        "output/x $pc".to_string(),
-        "echo \\n@@args\\n".to_string(),
-        "info args".to_string(),
-        "echo @@locals\\n".to_string(),
-        "info locals".to_string(),
-        "echo @@regs\\n".to_string(),
-        "info registers".to_string(),
-    ];
-    for n in names {
-        cmds.push(format!("echo @@addr {n}=\\n"));
-        cmds.push(format!("output/x &{n}"));
-        cmds.push("echo \\n".to_string());
-        cmds.push(format!("echo @@whatis {n}=\\n"));
-        // Raw: without libstdc++'s type printers (`std::vector<int>`), as DWARF spells it.
-        cmds.push(format!("whatis/r {n}"));
-        cmds.push(format!("echo @@print {n}=\\n"));
-        cmds.push(format!("output/x {n}"));
-        cmds.push("echo \\n".to_string());
-    }
-    for e in exprs {
-        cmds.push(format!("echo @@value {e}=\\n"));
-        cmds.push(format!("output/x {e}"));
-        cmds.push("echo \\n".to_string());
-    }
-    cmds.push("echo @@end\\n".to_string());
-    cmds.push("kill".to_string());
-    let out = gdb(prog, &cmds);
-    let section = |start: &str| -> &str {
-        let from = out.find(start).map(|i| i + start.len()).unwrap_or(out.len());
-        let rest = &out[from..];
-        let to = rest.find("@@").unwrap_or(rest.len());
-        &rest[..to]
+    let quote = |v: &[String]| -> String {
+        let items: Vec<String> = v.iter().map(|x| format!("\"{x}\"")).collect();
+        format!("[{}]", items.join(", "))
     };
-    let bias = hex_tokens(section("@@bias\n")).first().copied()? - main;
-    let stopped_at = hex_tokens(section("@@pc\n")).first().copied()?;
-    if stopped_at != pc + bias {
-        return None;
+    let mut table = String::new();
+    for ask in asks {
+        table += &format!(
+            "    {}: ({}, {}),\n",
+            ask.pc as i64 - main as i64,
+            quote(&ask.names),
+            quote(&ask.exprs)
+        );
     }
-    let mut stop = Stop {
-        args: names_of(section("@@args\n")),
-        locals: names_of(section("@@locals\n")),
-        bias,
-        ..Stop::default()
-    };
-    for l in section("@@regs\n").lines() {
-        let mut it = l.split_whitespace();
-        let (Some(name), Some(v)) = (it.next(), it.next()) else {
+    let script = format!(
+        r#"import gdb
+
+def run(cmd):
+    try:
+        return gdb.execute(cmd, to_string=True)
+    except gdb.error as e:
+        return "error: " + str(e) + "\n"
+
+asks = {{
+{table}}}
+gdb.execute("set pagination off")
+gdb.execute("starti", to_string=True)
+main = int(gdb.parse_and_eval("(long)&main"))
+for off in asks:
+    run("tbreak *%d" % (main + off))
+out = []
+while True:
+    run("continue")
+    if gdb.selected_inferior().pid == 0:
+        break
+    pc = int(gdb.parse_and_eval("(long)$pc")) - main
+    if pc not in asks:
+        continue
+    names, exprs = asks[pc]
+    out.append("@@stop 0x%x\n" % ({main} + pc))
+    for tag, cmd in [("bias", "output/x &main"), ("pc", "output/x $pc"), ("args", "info args"),
+                     ("locals", "info locals"), ("regs", "info registers")]:
+        out.append("@@%s\n%s\n" % (tag, run(cmd)))
+    for n in names:
+        out.append("@@addr %s=\n%s\n" % (n, run("output/x &" + n)))
+        # Raw: without libstdc++'s type printers (`std::vector<int>`), as DWARF spells it.
+        out.append("@@whatis %s=\n%s\n" % (n, run("whatis/r " + n)))
+        out.append("@@print %s=\n%s\n" % (n, run("output/x " + n)))
+    for e in exprs:
+        out.append("@@value %s=\n%s\n" % (e, run("output/x " + e)))
+    out.append("@@end\n")
+run("kill")
+print("".join(out))
+"#
+    );
+    let file = prog.with_extension(format!("{}.py", asks.first().map_or(0, |a| a.pc)));
+    std::fs::write(&file, script).unwrap();
+    let out = gdb(prog, &["source ".to_string() + &file.display().to_string()]);
+    let mut stops = HashMap::new();
+    for chunk in out.split("@@stop ").skip(1) {
+        let section = |start: &str| -> &str {
+            let from = chunk
+                .find(start)
+                .map(|i| i + start.len())
+                .unwrap_or(chunk.len());
+            let rest = &chunk[from..];
+            let to = rest.find("@@").unwrap_or(rest.len());
+            &rest[..to]
+        };
+        let Some(&pc) = hex_tokens(chunk.lines().next().unwrap_or("")).first() else {
             continue;
         };
-        if let (Some(r), Some(h)) = (Reg::from_name(name), v.strip_prefix("0x")) {
-            stop.regs.insert(r, u64::from_str_radix(h, 16).unwrap());
+        let Some(ask) = asks.iter().find(|a| a.pc == pc) else {
+            continue;
+        };
+        let Some(bias) = hex_tokens(section("@@bias\n")).first().map(|b| b - main) else {
+            continue;
+        };
+        if hex_tokens(section("@@pc\n")).first() != Some(&(pc + bias)) {
+            continue;
         }
+        let mut stop = Stop {
+            args: names_of(section("@@args\n")),
+            locals: names_of(section("@@locals\n")),
+            bias,
+            ..Stop::default()
+        };
+        for l in section("@@regs\n").lines() {
+            let mut it = l.split_whitespace();
+            let (Some(name), Some(v)) = (it.next(), it.next()) else {
+                continue;
+            };
+            if let (Some(r), Some(h)) = (Reg::from_name(name), v.strip_prefix("0x")) {
+                stop.regs.insert(r, u64::from_str_radix(h, 16).unwrap());
+            }
+        }
+        for n in &ask.names {
+            let a = section(&format!("@@addr {n}=\n"));
+            if let Some(&v) = hex_tokens(a).last()
+                && !a.contains("Can't take address")
+                && !a.contains("which is in register")
+            {
+                stop.addrs.insert(n.clone(), v);
+            }
+            stop.printed.insert(
+                n.clone(),
+                section(&format!("@@print {n}=\n")).trim().to_string(),
+            );
+            if let Some(t) = section(&format!("@@whatis {n}=\n"))
+                .trim()
+                .strip_prefix("type = ")
+            {
+                stop.whatis.insert(n.clone(), t.to_string());
+            }
+        }
+        for e in &ask.exprs {
+            if let Some(&v) = hex_tokens(section(&format!("@@value {e}=\n"))).last() {
+                stop.values.insert(e.clone(), v);
+            }
+        }
+        stops.insert(pc, stop);
     }
-    for n in names {
-        let a = section(&format!("@@addr {n}=\n"));
-        if let Some(&v) = hex_tokens(a).last()
-            && !a.contains("Can't take address")
-            && !a.contains("which is in register")
-        {
-            stop.addrs.insert(n.clone(), v);
-        }
-        stop.printed.insert(
-            n.clone(),
-            section(&format!("@@print {n}=\n")).trim().to_string(),
-        );
-        if let Some(t) = section(&format!("@@whatis {n}=\n"))
-            .trim()
-            .strip_prefix("type = ")
-        {
-            stop.whatis.insert(n.clone(), t.to_string());
-        }
-    }
-    for e in exprs {
-        if let Some(&v) = hex_tokens(section(&format!("@@value {e}=\n"))).last() {
-            stop.values.insert(e.to_string(), v);
-        }
-    }
-    Some(stop)
+    stops
+}
+
+/// `gdb_stops` for one pc.
+fn gdb_stop(m: &ModuleSymbols, prog: &Path, pc: u64, names: &[String], exprs: &[&str]) -> Option<Stop> {
+    let ask = Ask {
+        pc,
+        names: names.to_vec(),
+        exprs: exprs.iter().map(|e| e.to_string()).collect(),
+    };
+    gdb_stops(m, prog, &[ask]).remove(&pc)
 }
 
 /// Evaluates address ops with gdb's registers (no memory: -O0 locations need none).
@@ -593,15 +649,20 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
     let m = load(prog);
     let mut compared = 0;
     let mut values = 0;
-    for &pc in pcs {
-        let bias_guess = Bias(0);
-        let vars = m.variables_at(FileAddr(pc), bias_guess);
-        let visible: Vec<String> = vars
+    let mut pcs = pcs.to_vec();
+    pcs.sort();
+    pcs.dedup();
+    // What to ask at each pc: every visible variable, and for references the word at the
+    // slot our ops compute (gdb's `&r` is the referent's address, which that word holds).
+    let mut asks = Vec::new();
+    let mut throughs = Vec::new();
+    for &pc in &pcs {
+        let vars = m.variables_at(FileAddr(pc), Bias(0));
+        let names: Vec<String> = vars
             .iter()
             .filter(|v| !v.shadowed)
             .map(|v| v.name.clone())
             .collect();
-        // A reference's slot holds the referent's address, which is gdb's `&r`.
         let through: HashMap<String, String> = vars
             .iter()
             .filter(|v| !v.shadowed && is_reference(&m, v.ty))
@@ -613,8 +674,17 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
                 _ => None,
             })
             .collect();
-        let exprs: Vec<&str> = through.values().map(String::as_str).collect();
-        let Some(stop) = gdb_stop(&m, prog, pc, &visible, &exprs) else {
+        asks.push(Ask {
+            pc,
+            names,
+            exprs: through.values().cloned().collect(),
+        });
+        throughs.push(through);
+    }
+    let mut stops = gdb_stops(&m, prog, &asks);
+    for (&pc, through) in pcs.iter().zip(&throughs) {
+        let vars = m.variables_at(FileAddr(pc), Bias(0));
+        let Some(stop) = stops.remove(&pc) else {
             continue;
         };
         compared += 1;
