@@ -61,9 +61,10 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                 if !p.active || p.max_hits.is_some_and(|max| p.hits >= max) {
                     continue; // another thread already took the last hit
                 }
+                p.executions += 1;
                 // The condition, if any: a hit counts only when it holds.
                 if let Some(cond) = &p.sites[site as usize].condition {
-                    match condition_holds(cond, &regs, pid, tid, p.hits + 1) {
+                    match condition_holds(cond, &regs, pid, tid, p.executions) {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(fault) => {

@@ -968,9 +968,10 @@ fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &
     }
     // Watch expressions, in the top frame.
     if let Some(mi) = frames.first().and_then(|f| f.module) {
-        let (_, symbols) = &modules[mi];
+        let (m, symbols) = &modules[mi];
         for (text, plan) in watches {
             let mut reader = Reader::new(pid, symbols, crate::snapshot::SnapshotLimits { total_bytes: limits.total_bytes.saturating_sub(bytes), ..limits });
+            reader.bias = modules::bias(m, symbols.segments());
             let ctx = crate::vm::HitContext { regs, pid, tid: pid, hits: 0 };
             let mut mem = crate::vm::ProcessMemory { pid };
             let (value, ty) = match plan {

@@ -123,6 +123,8 @@ pub struct Snapshot {
 pub struct Reader<'a> {
     pub pid: i32,
     pub symbols: &'a ModuleSymbols,
+    /// The module's load bias (to name pointers into its globals and functions).
+    pub bias: Bias,
     pub limits: SnapshotLimits,
     pub bytes_read: usize,
     pub truncated: bool,
@@ -132,7 +134,7 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader for `symbols`' types in process `pid`.
     pub fn new(pid: i32, symbols: &'a ModuleSymbols, limits: SnapshotLimits) -> Reader<'a> {
-        Reader { pid, symbols, limits, bytes_read: 0, truncated: false, visited: HashSet::new() }
+        Reader { pid, symbols, bias: Bias(0), limits, bytes_read: 0, truncated: false, visited: HashSet::new() }
     }
 
     fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, Status> {
@@ -365,7 +367,11 @@ impl<'a> Reader<'a> {
     }
 
     fn pointer(&mut self, addr: u64, pointee: Option<TypeRef>, depth: u32) -> Node {
-        let mut node = Node::Pointer { addr, target: None, string: None, symbol: None };
+        // A pointer into one of the module's globals is named, as gdb does (`<global_counter>`).
+        let file = crate::addr::RuntimeAddr(addr).to_file(self.bias);
+        let data_symbol = if addr == 0 { None } else { self.symbols.data_symbol_for(file) }
+            .map(|(n, o)| if o == 0 { n } else { format!("{n}+{o}") });
+        let mut node = Node::Pointer { addr, target: None, string: None, symbol: data_symbol };
         let Some(p) = pointee else { return node };
         if addr == 0 {
             return node;
@@ -391,7 +397,7 @@ impl<'a> Reader<'a> {
                 let nul = text.iter().position(|b| *b == 0);
                 *string = Some((String::from_utf8_lossy(&text[..nul.unwrap_or(text.len())]).into_owned(), nul.is_none()));
             } else if matches!(pkind, TypeKind::Function { .. }) {
-                *symbol = self.symbols.symbol_for(FileAddr(addr)).map(|(n, o)| if o == 0 { n } else { format!("{n}+{o:#x}") });
+                *symbol = self.symbols.symbol_for(file).map(|(n, o)| if o == 0 { n } else { format!("{n}+{o}") });
             } else if matches!(pkind, TypeKind::Struct { .. } | TypeKind::Base { .. } | TypeKind::Enum { .. } | TypeKind::Pointer { .. }) {
                 if depth >= self.limits.depth {
                     self.truncated = true;
@@ -409,6 +415,7 @@ impl<'a> Reader<'a> {
 
 /// Fills in the frames' variables: `bias` of the module each frame is in, pc per frame.
 pub fn frame_vars(reader: &mut Reader, pc: FileAddr, bias: Bias, regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> (Vec<Var>, Vec<Var>) {
+    reader.bias = bias;
     let mut args = Vec::new();
     let mut locals = Vec::new();
     for v in reader.symbols.variables_at(pc, bias) {

@@ -109,7 +109,8 @@ pub enum Fact {
     Tid,
     /// The process id (`$pid`).
     Pid,
-    /// This probe's hit count, this hit included (`$hits`).
+    /// How many times this probe's sites have executed, this time included, whether its
+    /// condition held or not (`$hits`): `$hits == 5` takes the fifth execution.
     Hits,
 }
 

@@ -628,7 +628,9 @@ fn body_pcs(m: &ModuleSymbols, prog: &Path, name: &str, len: u64) -> Vec<u64> {
     let dis = run(Command::new("objdump")
         .args(["-d", "--no-show-raw-insn"])
         .arg(format!("--start-address={entry:#x}"))
-        .arg(format!("--stop-address={:#x}", entry + len))
+        // Beyond the window: objdump decodes the instruction cut at the stop address as
+        // bytes, which would put a breakpoint mid-instruction.
+        .arg(format!("--stop-address={:#x}", entry + len + 16))
         .arg(prog));
     dis.lines()
         .filter_map(|l| {
@@ -637,6 +639,7 @@ fn body_pcs(m: &ModuleSymbols, prog: &Path, name: &str, len: u64) -> Vec<u64> {
             (!rest.trim().is_empty()).then_some(())?;
             u64::from_str_radix(a.trim(), 16).ok()
         })
+        .filter(|&a| a < entry + len)
         .collect()
 }
 

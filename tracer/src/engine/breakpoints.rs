@@ -39,6 +39,7 @@ impl Engine {
             last_condition_error: None,
             suppressed_errors: 0,
             snapshot: req.snapshot,
+            executions: 0,
         });
         let first_site = probe.sites.len() as u32;
         for site in &req.sites {

@@ -105,6 +105,8 @@ pub(crate) struct ProbeRt {
     pub suppressed_errors: u64,
     /// Hits hold the thread for a snapshot instead of fetching values.
     pub snapshot: bool,
+    /// Executions of the probe's sites, condition true or not (`$hits`).
+    pub executions: u64,
 }
 
 pub(crate) struct SiteRt {
