@@ -197,6 +197,7 @@ pub fn node_text(n: &Node) -> String {
             s
         }
         Node::Str { text, truncated } => format!("{text:?}{}", if *truncated { "..." } else { "" }),
+        Node::Ref { addr, target } => format!("@{addr:#x}: {}", node_text(target)),
         Node::Struct(fields) => {
             let inner: Vec<String> = fields.iter().map(|(k, v)| format!("{k} = {}", node_text(v))).collect();
             format!("{{{}}}", inner.join(", "))
@@ -268,6 +269,7 @@ pub fn node_json(n: &Node) -> Json {
         Node::Str { text, truncated } => {
             if *truncated { json!({"string": text, "truncated": true}) } else { json!(text) }
         }
+        Node::Ref { addr, target } => json!({"ref": format!("{addr:#x}"), "target": node_json(target)}),
         Node::Struct(fields) => {
             let mut m = Map::new();
             for (k, v) in fields {

@@ -952,7 +952,7 @@ fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &
             };
             snap.frames.push(FrameSnap {
                 index: snap.frames.len(),
-                function: function.clone(),
+                function: without_params(function),
                 file: file.clone(),
                 line: *line,
                 pc: f.pc,
@@ -1065,4 +1065,29 @@ fn scalar_node(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty, w: u64) -
         Ty::Double => Node::Float(f64::from_bits(w)),
         Ty::Ptr(_) | Ty::Void => Node::Pointer { addr: w, target: None, string: None, symbol: None },
     }
+}
+
+/// A demangled C++ name without its parameter list, as gdb names frames:
+/// `shop::price_order(shop::Order const&, int)` → `shop::price_order`. Template arguments
+/// and `operator()` stay.
+fn without_params(name: &str) -> String {
+    let mut depth = 0i32;
+    let b = name.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        match c {
+            b'<' => depth += 1,
+            b'>' => depth -= 1,
+            b'(' if depth == 0 => {
+                if name[..i].ends_with("operator") {
+                    continue;
+                }
+                if i > 0 && b[i - 1] == b')' {
+                    continue;
+                }
+                return name[..i].to_string();
+            }
+            _ => {}
+        }
+    }
+    name.to_string()
 }

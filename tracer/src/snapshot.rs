@@ -50,6 +50,8 @@ pub enum Node {
     /// A pointer: its value, what it points to (if followed), the string (for char *),
     /// the function (for a function pointer).
     Pointer { addr: u64, target: Option<Box<Node>>, string: Option<(String, bool)>, symbol: Option<String> },
+    /// A C++ reference: where it refers, and the value there.
+    Ref { addr: u64, target: Box<Node> },
     /// A char array's text.
     Str { text: String, truncated: bool },
     /// A struct's members, base classes first as `<Base>`.
@@ -256,6 +258,11 @@ impl<'a> Reader<'a> {
     /// Decodes `bytes` as a value of type `ty`.
     pub fn decode(&mut self, bytes: &[u8], ty: TypeRef, depth: u32) -> Node {
         let (pt, kind) = self.peel(ty);
+        if let TypeKind::Struct { .. } = kind {
+            if let Some(n) = self.special(pt, "", bytes, depth) {
+                return n;
+            }
+        }
         let word = |n: usize| {
             let mut w = [0u8; 8];
             let n = n.min(bytes.len()).min(8);
@@ -291,7 +298,16 @@ impl<'a> Reader<'a> {
                 let _ = pt;
                 self.pointer(word(8), pointee, depth)
             }
-            TypeKind::Reference { target, .. } if bytes.len() >= 8 => self.pointer(word(8), Some(target), depth),
+            TypeKind::Reference { target, .. } if bytes.len() >= 8 => {
+                let addr = word(8);
+                let value = if depth >= self.limits.depth {
+                    self.truncated = true;
+                    Node::Status(Status::DepthLimit)
+                } else {
+                    self.at(addr, target, depth + 1)
+                };
+                Node::Ref { addr, target: Box::new(value) }
+            }
             TypeKind::Pointer { .. } | TypeKind::Reference { .. } => Node::Status(Status::Unavailable("short read".into())),
             TypeKind::Struct { members, bases, .. } => {
                 if depth > self.limits.depth {
@@ -309,8 +325,10 @@ impl<'a> Reader<'a> {
                     }
                 }
                 for m in members {
-                    if m.artificial {
-                        continue; // vtable pointers and the like
+                    // Artificial members are compiler bookkeeping; the vtable pointer is shown
+                    // (as gdb does: it tells the dynamic type).
+                    if m.artificial && !m.name.as_deref().is_some_and(|n| n.starts_with("_vptr")) {
+                        continue;
                     }
                     let name = m.name.clone().unwrap_or_else(|| "<anonymous>".into());
                     let size = self.symbols.type_size(m.ty).unwrap_or(0) as usize;
@@ -366,11 +384,148 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A member by name (through anonymous members and base classes): offset and type.
+    fn member(&self, t: TypeRef, name: &str, depth: u32) -> Option<(u64, TypeRef)> {
+        if depth > 8 {
+            return None;
+        }
+        let (_, TypeKind::Struct { members, bases, .. }) = self.peel(t) else { return None };
+        if let Some(m) = members.iter().find(|m| m.name.as_deref() == Some(name)) {
+            return Some((m.offset, m.ty));
+        }
+        for m in members.iter().filter(|m| m.name.is_none()) {
+            if let Some((o, ty)) = self.member(m.ty, name, depth + 1) {
+                return Some((m.offset + o, ty));
+            }
+        }
+        for (b, off) in bases {
+            if let Some((o, ty)) = self.member(b, name, depth + 1) {
+                return Some((off + o, ty));
+            }
+        }
+        None
+    }
+
+    /// The first pointer inside a struct, depth-first (Rust's `Unique<NonNull<T>>` wrappers).
+    fn first_pointer(&self, t: TypeRef, depth: u32) -> Option<(u64, Option<TypeRef>)> {
+        if depth > 8 {
+            return None;
+        }
+        let (_, TypeKind::Struct { members, .. }) = self.peel(t) else { return None };
+        for m in members {
+            match self.peel(m.ty).1 {
+                TypeKind::Pointer { pointee } => return Some((m.offset, pointee)),
+                TypeKind::Struct { .. } => {
+                    if let Some((o, p)) = self.first_pointer(m.ty, depth + 1) {
+                        return Some((m.offset + o, p));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn word_at(bytes: &[u8], off: u64) -> Option<u64> {
+        let off = off as usize;
+        bytes.get(off..off + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    }
+
+    /// Strings and sequences of the standard libraries, shown by content rather than by
+    /// their internals: libstdc++'s std::string and std::vector, Rust's String, &str, Vec and
+    /// slices.
+    fn special(&mut self, t: TypeRef, _name: &str, bytes: &[u8], depth: u32) -> Option<Node> {
+        let name = self.symbols.type_name(t);
+        let text = |r: &mut Self, ptr: u64, len: u64| -> Node {
+            let shown = len.min(r.limits.string_bytes as u64) as usize;
+            match r.read(ptr, shown) {
+                Ok(b) => Node::Str { text: String::from_utf8_lossy(&b).into_owned(), truncated: (shown as u64) < len },
+                Err(s) => Node::Status(s),
+            }
+        };
+        if name.starts_with("std::__cxx11::basic_string<char") || name == "std::string" || name.starts_with("std::basic_string<char") {
+            let (dp, dpt) = self.member(t, "_M_dataplus", 0)?;
+            let (p, _) = self.member(dpt, "_M_p", 0)?;
+            let (l, _) = self.member(t, "_M_string_length", 0)?;
+            let (ptr, len) = (Self::word_at(bytes, dp + p)?, Self::word_at(bytes, l)?);
+            if len > 1 << 32 {
+                return Some(Node::Status(Status::Unavailable(format!("implausible length {len} (not initialised yet?)"))));
+            }
+            return Some(text(self, ptr, len));
+        }
+        if name == "&str" {
+            let (p, _) = self.member(t, "data_ptr", 0)?;
+            let (l, _) = self.member(t, "length", 0)?;
+            let (ptr, len) = (Self::word_at(bytes, p)?, Self::word_at(bytes, l)?);
+            return Some(text(self, ptr, len));
+        }
+        if name == "alloc::string::String" {
+            let (v, vt) = self.member(t, "vec", 0)?;
+            let (l, _) = self.member(vt, "len", 0)?;
+            let (p, _) = self.first_pointer(vt, 0)?;
+            let (ptr, len) = (Self::word_at(bytes, v + p)?, Self::word_at(bytes, v + l)?);
+            if len > 1 << 32 {
+                return Some(Node::Status(Status::Unavailable(format!("implausible length {len}"))));
+            }
+            return Some(text(self, ptr, len));
+        }
+        let sequence = |r: &mut Self, ptr: u64, len: u64, elem: TypeRef| -> Node {
+            if len > 1 << 32 {
+                return Node::Status(Status::Unavailable(format!("implausible length {len} (not initialised yet?)")));
+            }
+            let esize = r.symbols.type_size(elem).unwrap_or(0);
+            let n = len.min(r.limits.collection_items as u64);
+            if n < len {
+                r.truncated = true;
+            }
+            if esize == 0 || n == 0 {
+                return Node::Array { items: Vec::new(), len: Some(len) };
+            }
+            match r.read(ptr, (n * esize) as usize) {
+                Ok(b) => Node::Array {
+                    items: (0..n as usize).map(|i| r.decode(&b[i * esize as usize..(i + 1) * esize as usize], elem, depth + 1)).collect(),
+                    len: Some(len),
+                },
+                Err(s) => Node::Status(s),
+            }
+        };
+        if name.starts_with("alloc::vec::Vec<") {
+            let (l, _) = self.member(t, "len", 0)?;
+            let (p, pointee) = self.first_pointer(t, 0)?;
+            let elem = match self.peel(t).1 {
+                TypeKind::Struct { template_args, .. } if !template_args.is_empty() => template_args[0],
+                _ => pointee?,
+            };
+            let (ptr, len) = (Self::word_at(bytes, p)?, Self::word_at(bytes, l)?);
+            return Some(sequence(self, ptr, len, elem));
+        }
+        if name.starts_with("&[") || name.starts_with("&mut [") {
+            let (p, pt) = self.member(t, "data_ptr", 0)?;
+            let (l, _) = self.member(t, "length", 0)?;
+            let TypeKind::Pointer { pointee: Some(elem) } = self.peel(pt).1 else { return None };
+            let (ptr, len) = (Self::word_at(bytes, p)?, Self::word_at(bytes, l)?);
+            return Some(sequence(self, ptr, len, elem));
+        }
+        if name.starts_with("std::vector<") {
+            let (s0, st) = self.member(t, "_M_start", 0)?;
+            let (f0, _) = self.member(t, "_M_finish", 0)?;
+            let TypeKind::Pointer { pointee: Some(elem) } = self.peel(st).1 else { return None };
+            let esize = self.symbols.type_size(elem).unwrap_or(1).max(1);
+            let (start, finish) = (Self::word_at(bytes, s0)?, Self::word_at(bytes, f0)?);
+            let len = finish.wrapping_sub(start) / esize;
+            return Some(sequence(self, start, len, elem));
+        }
+        None
+    }
+
     fn pointer(&mut self, addr: u64, pointee: Option<TypeRef>, depth: u32) -> Node {
         // A pointer into one of the module's globals is named, as gdb does (`<global_counter>`).
         let file = crate::addr::RuntimeAddr(addr).to_file(self.bias);
         let data_symbol = if addr == 0 { None } else { self.symbols.data_symbol_for(file) }
-            .map(|(n, o)| if o == 0 { n } else { format!("{n}+{o}") });
+            .map(|(n, o)| {
+                let n = demangle(&n);
+                if o == 0 { n } else { format!("{n}+{o}") }
+            });
         let mut node = Node::Pointer { addr, target: None, string: None, symbol: data_symbol };
         let Some(p) = pointee else { return node };
         if addr == 0 {
@@ -397,8 +552,13 @@ impl<'a> Reader<'a> {
                 let nul = text.iter().position(|b| *b == 0);
                 *string = Some((String::from_utf8_lossy(&text[..nul.unwrap_or(text.len())]).into_owned(), nul.is_none()));
             } else if matches!(pkind, TypeKind::Function { .. }) {
-                *symbol = self.symbols.symbol_for(file).map(|(n, o)| if o == 0 { n } else { format!("{n}+{o}") });
-            } else if matches!(pkind, TypeKind::Struct { .. } | TypeKind::Base { .. } | TypeKind::Enum { .. } | TypeKind::Pointer { .. }) {
+                *symbol = self.symbols.symbol_for(file).map(|(n, o)| {
+                    let n = demangle(&n);
+                    if o == 0 { n } else { format!("{n}+{o}") }
+                });
+            } else if matches!(pkind, TypeKind::Struct { .. } | TypeKind::Base { .. } | TypeKind::Enum { .. })
+                || matches!(pkind, TypeKind::Pointer { pointee: Some(q) } if !matches!(self.peel(q).1, TypeKind::Function { .. }))
+            {
                 if depth >= self.limits.depth {
                     self.truncated = true;
                     *target = Some(Box::new(Node::Status(Status::DepthLimit)));
@@ -428,4 +588,16 @@ pub fn frame_vars(reader: &mut Reader, pc: FileAddr, bias: Bias, regs: &libc::us
         }
     }
     (args, locals)
+}
+
+/// A symbol name as gdb shows it: C++ names demangled (`vtable for geo::Triangle`,
+/// `shop::order_count`), Rust's without the hash, C's as they are.
+pub fn demangle(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("_ZTV") {
+        return format!("vtable for {}", demangle(&format!("_Z{rest}")));
+    }
+    if let Some(rest) = name.strip_prefix("_ZTI") {
+        return format!("typeinfo for {}", demangle(&format!("_Z{rest}")));
+    }
+    addr2line::demangle_auto(std::borrow::Cow::from(name), None).into_owned()
 }

@@ -53,6 +53,8 @@ static int file_static = 3;
 
 static int helper(int a, int b) {
     int sum = a + b; // @helper_sum
+    if (sum > 1000)
+        printf("big %d\n", sum);
     return sum * 2;
 }
 
@@ -164,6 +166,7 @@ pub struct Holder<'a> {
     pub b: Option<&'a u64>,
     pub c: Shape,
     pub d: Result<u8, i64>,
+    pub e: char,
 }
 
 #[inline(never)]
@@ -175,7 +178,7 @@ fn show(h: &Holder) -> u64 {
 
 fn main() {
     let x = 5u64;
-    let h = Holder { a: Some(3), b: Some(&x), c: Shape::Rect { w: 1, h: 2 }, d: Ok(1) };
+    let h = Holder { a: Some(3), b: Some(&x), c: Shape::Rect { w: 1, h: 2 }, d: Ok(1), e: 'x' };
     std::hint::black_box(&h);
     let circle = Shape::Circle(1.5);
     let empty = Shape::Empty;
@@ -305,6 +308,11 @@ struct Stop {
     args: Vec<String>,
     /// `info locals` names.
     locals: Vec<String>,
+    /// True if gdb's frame 0 is an inlined copy.
+    inlined: bool,
+    /// `info args` and `info locals` after `up`.
+    args1: Vec<String>,
+    locals1: Vec<String>,
     /// Registers from `info registers` (general registers, fs_base).
     regs: HashMap<Reg, u64>,
     /// `&name` for each name asked for that has an address.
@@ -390,6 +398,14 @@ while True:
     for tag, cmd in [("bias", "output/x &main"), ("pc", "output/x $pc"), ("args", "info args"),
                      ("locals", "info locals"), ("regs", "info registers")]:
         out.append("@@%s\n%s\n" % (tag, run(cmd)))
+    # Not in the general group on every machine.
+    out.append("@@fsbase\n%s\n" % run("info registers fs_base"))
+    # The frame the innermost was inlined into, if it was.
+    out.append("@@frame\n%s\n" % run("info frame"))
+    run("up")
+    out.append("@@args1\n%s\n" % run("info args"))
+    out.append("@@locals1\n%s\n" % run("info locals"))
+    run("down")
     for n in names:
         out.append("@@addr %s=\n%s\n" % (n, run("output/x &" + n)))
         # Raw: without libstdc++'s type printers (`std::vector<int>`), as DWARF spells it.
@@ -431,10 +447,14 @@ print("".join(out))
         let mut stop = Stop {
             args: names_of(section("@@args\n")),
             locals: names_of(section("@@locals\n")),
+            inlined: section("@@frame\n").contains("inlined into frame"),
+            args1: names_of(section("@@args1\n")),
+            locals1: names_of(section("@@locals1\n")),
             bias,
             ..Stop::default()
         };
-        for l in section("@@regs\n").lines() {
+        let regs = format!("{}{}", section("@@regs\n"), section("@@fsbase\n"));
+        for l in regs.lines() {
             let mut it = l.split_whitespace();
             let (Some(name), Some(v)) = (it.next(), it.next()) else {
                 continue;
@@ -646,12 +666,15 @@ fn body_pcs(m: &ModuleSymbols, prog: &Path, name: &str, len: u64) -> Vec<u64> {
 /// Checks `variables_at` against gdb at each pc: argument names in order, local names as
 /// a multiset (gdb keeps the locals of a lexical block in a hash table, so their order is
 /// gdb's own), and for each variable the type name (`whatis`) and, for a `Memory` place,
-/// the address; for a value in registers or known to DWARF, the value gdb prints. Returns how
-/// many pcs gdb stopped at and how many values (not addresses) were compared.
-fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize, usize) {
+/// the address; for a value in registers or known to DWARF, the value gdb prints; in an
+/// inlined copy, the names of the frame it was inlined into (gdb's `up`). Returns how many
+/// pcs gdb stopped at, how many values (not addresses) were compared, and at how many pcs
+/// an outer inline frame was.
+fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize, usize, usize) {
     let m = load(prog);
     let mut compared = 0;
     let mut values = 0;
+    let mut inlined_frames = 0;
     let mut pcs = pcs.to_vec();
     pcs.sort();
     pcs.dedup();
@@ -698,6 +721,18 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
             sorted(stop.locals.clone()),
             "locals {at}"
         );
+        // The frame the copy was inlined into, as gdb shows it after `up`.
+        let outer = m.variables_in_frame(FileAddr(pc), 1, Bias(stop.bias));
+        assert_eq!(outer.is_some(), stop.inlined, "inlined frame {at}");
+        if let Some(outer) = outer {
+            assert_eq!(names(&outer, &[VarKind::Param]), stop.args1, "args in frame 1 {at}");
+            assert_eq!(
+                sorted(names(&outer, &[VarKind::Local, VarKind::StaticLocal])),
+                sorted(stop.locals1.clone()),
+                "locals in frame 1 {at}"
+            );
+            inlined_frames += 1;
+        }
         let vars = m.variables_at(FileAddr(pc), Bias(stop.bias));
         for v in vars.iter().filter(|v| !v.shadowed) {
             if let Some(w) = stop.whatis.get(&v.name) {
@@ -757,7 +792,7 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
             }
         }
     }
-    (compared, values)
+    (compared, values, inlined_frames)
 }
 
 #[test]
@@ -776,7 +811,7 @@ fn c_variables_at_o0_match_gdb_info_args_and_locals() {
     ] {
         pcs.extend(line_sites(&m, "places.c", line_in(PLACES_C, marker)));
     }
-    let (compared, _) = check_against_gdb(&prog, &pcs, true);
+    let (compared, _, _) = check_against_gdb(&prog, &pcs, true);
     assert_eq!(compared, pcs.len(), "gdb stopped at every pc");
 
     // Shadowing: in the loop body the inner `acc` hides the function's.
@@ -817,19 +852,26 @@ fn c_variables_at_o2_match_gdb_info_args_and_locals() {
     }
     // Every instruction of compute's out-of-line body too: gdb's view must agree at each
     // one, not just at line starts (location lists change mid-line).
-    pcs.extend(body_pcs(&m, &prog, "compute", 0x60));
+    pcs.extend(body_pcs(&m, &prog, "compute", 0x80));
+    pcs.extend(body_pcs(&m, &prog, "main", 0x80));
     pcs.sort();
     pcs.dedup();
-    let (compared, values) = check_against_gdb(&prog, &pcs, false);
-    eprintln!("{compared} stops, {values} values");
+    let (compared, values, inlined) = check_against_gdb(&prog, &pcs, false);
+    eprintln!("{compared} stops, {values} values, {inlined} in inlined copies");
     assert!(compared >= 10, "gdb stopped at only {compared} of {} pcs", pcs.len());
     assert!(values >= 30, "only {values} values compared");
+    assert!(inlined >= 1, "no pc in an inlined copy");
 }
 
 #[test]
 fn cpp_variables_at_match_gdb_at_o0_and_o2() {
     let f = fixture();
-    for (prog, addresses) in [("cpp0", true), ("cpp2", false), ("cpptu", true)] {
+    for (prog, addresses) in [
+        ("cpp0", true),
+        ("cpp2", false),
+        ("cpptu", true),
+        ("cpptu4", true),
+    ] {
         let prog = f.path(prog);
         let m = load(&prog);
         let mut pcs = Vec::new();
@@ -839,14 +881,471 @@ fn cpp_variables_at_match_gdb_at_o0_and_o2() {
             }
         }
         if prog.ends_with("cpp2") {
-            pcs.extend(body_pcs(&m, &prog, "sum_all", 0x50));
-            pcs.extend(body_pcs(&m, &prog, "main", 0x40));
+            pcs.extend(body_pcs(&m, &prog, "sum_all", 0x80));
+            pcs.extend(body_pcs(&m, &prog, "main", 0x100));
         }
-        let (compared, values) = check_against_gdb(&prog, &pcs, addresses);
-        eprintln!("{}: {compared} stops, {values} values", prog.display());
+        let (compared, values, inlined) = check_against_gdb(&prog, &pcs, addresses);
+        eprintln!("{}: {compared} stops, {values} values, {inlined} in inlined copies", prog.display());
         assert!(compared >= 3, "{}: gdb stopped at only {compared} pcs", prog.display());
         if !addresses {
             assert!(values >= 10, "{}: only {values} values compared", prog.display());
+            assert!(inlined >= 5, "{}: only {inlined} pcs in inlined copies", prog.display());
         }
     }
+}
+
+/// The leaf members `ptype /o` lists, in order: (byte offset, bit offset for bitfields,
+/// name). Members of a union print no offset; they sit at the union's.
+fn ptype_leaves(ptype: &str) -> Vec<(u64, Option<u64>, String)> {
+    let mut out = Vec::new();
+    let mut enclosing: Vec<u64> = vec![0];
+    for line in ptype.lines().skip(1) {
+        let t = line.trim();
+        if t.starts_with('}') {
+            enclosing.pop();
+            continue;
+        }
+        let Some(rest) = t.strip_prefix("/*") else {
+            continue;
+        };
+        let Some((numbers, decl)) = rest.split_once("*/") else {
+            continue;
+        };
+        if numbers.contains("XXX") {
+            continue;
+        }
+        let decl = decl.trim();
+        let pos = numbers.split_once('|').map(|(o, _)| o.trim());
+        let (offset, bit) = match pos {
+            Some(p) if !p.is_empty() => match p.split_once(':') {
+                Some((o, b)) => (o.trim().parse().unwrap(), Some(b.trim().parse().unwrap())),
+                None => (p.parse().unwrap(), None),
+            },
+            _ => (*enclosing.last().unwrap(), None),
+        };
+        if decl.ends_with('{') {
+            enclosing.push(offset);
+            continue;
+        }
+        let Some(decl) = decl.strip_suffix(';') else {
+            continue;
+        };
+        let decl = decl.split(" : ").next().unwrap();
+        let name = match decl.split_once("(*") {
+            Some((_, r)) => r.split(')').next().unwrap().to_string(),
+            None => decl
+                .split('[')
+                .next()
+                .unwrap()
+                .rsplit([' ', '*'])
+                .next()
+                .unwrap()
+                .to_string(),
+        };
+        out.push((offset, bit, name));
+    }
+    out
+}
+
+/// Our members of `t` flattened like `ptype /o` prints them: struct and union members
+/// expanded in place (not through typedefs), compiler-made members left out.
+fn our_leaves(m: &ModuleSymbols, t: TypeRef, base: u64, out: &mut Vec<(u64, Option<u64>, String)>) {
+    let TypeKind::Struct { members, .. } = m.type_kind(t) else {
+        panic!("{} is not a struct", m.type_name(t))
+    };
+    for mem in members.iter().filter(|mem| !mem.artificial) {
+        let at = base + mem.offset;
+        match (m.type_kind(mem.ty), mem.bitfield) {
+            (TypeKind::Struct { .. }, None) => our_leaves(m, mem.ty, at, out),
+            (_, bits) => out.push((
+                at,
+                bits.map(|(b, _)| b),
+                mem.name.clone().unwrap_or_default(),
+            )),
+        }
+    }
+}
+
+fn ty(m: &ModuleSymbols, name: &str) -> TypeRef {
+    m.find_type(name)
+        .unwrap_or_else(|| panic!("no type {name} in {}", m.path().display()))
+}
+
+/// Peels typedefs and qualifiers.
+fn peel(m: &ModuleSymbols, mut t: TypeRef) -> TypeRef {
+    while let TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) =
+        m.type_kind(t)
+    {
+        t = target;
+    }
+    t
+}
+
+fn member<'a>(kind: &'a TypeKind, name: &str) -> &'a scry_tracer::debuginfo::Member {
+    let TypeKind::Struct { members, .. } = kind else {
+        panic!("not a struct: {kind:?}")
+    };
+    members
+        .iter()
+        .find(|m| m.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no member {name} in {kind:?}"))
+}
+
+#[test]
+fn c_struct_layouts_match_ptype_o() {
+    let f = fixture();
+    // DWARF 5 bitfields (DW_AT_data_bit_offset) and DWARF 4 ones (DW_AT_bit_offset).
+    for prog in ["c0", "c0v4"] {
+        let path = f.path(prog);
+        let m = load(&path);
+        for name in ["struct packet", "struct flags", "union number"] {
+            let ptype = run(Command::new("gdb")
+                .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
+                .arg("-ex")
+                .arg(format!("ptype /o {name}"))
+                .arg(&path));
+            let mut ours = Vec::new();
+            our_leaves(&m, ty(&m, name), 0, &mut ours);
+            assert_eq!(ours, ptype_leaves(&ptype), "{prog} {name}:\n{ptype}");
+            let size = run(Command::new("gdb")
+                .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
+                .arg("-ex")
+                .arg(format!("output sizeof({name})"))
+                .arg(&path));
+            assert_eq!(
+                m.type_size(ty(&m, name)),
+                Some(size.trim().parse().unwrap()),
+                "{prog} sizeof {name}"
+            );
+        }
+        // Bitfield sizes, and the anonymous union member.
+        let flags = m.type_kind(ty(&m, "struct flags"));
+        assert_eq!(member(&flags, "mode").bitfield, Some((1, 3)));
+        assert_eq!(member(&flags, "level").bitfield, Some((4, 5)));
+        assert_eq!(member(&flags, "wide").bitfield, Some((0, 40)));
+        assert_eq!(member(&flags, "wide").offset, 3);
+        assert_eq!(member(&flags, "tag").bitfield, None);
+        let packet = m.type_kind(ty(&m, "struct packet"));
+        let TypeKind::Struct { members, name, kind, size, .. } = &packet else {
+            panic!()
+        };
+        assert_eq!((name.as_deref(), *kind, *size), (Some("packet"), StructKind::Struct, 152));
+        let anon = &members[1];
+        assert_eq!((anon.name.as_deref(), anon.offset), (None, 4));
+        let TypeKind::Struct { kind: StructKind::Union, name: None, members: inner, .. } =
+            m.type_kind(anon.ty)
+        else {
+            panic!("{:?}", m.type_kind(anon.ty))
+        };
+        let inner: Vec<_> = inner.iter().map(|m| (m.name.clone().unwrap(), m.offset)).collect();
+        assert_eq!(inner, [("code".to_string(), 0), ("letter".to_string(), 0)]);
+        assert_eq!(m.type_name(anon.ty), "union {...}");
+        assert_eq!(m.type_name(member(&packet, "pos").ty), "struct {...}");
+    }
+}
+
+#[test]
+fn c_types_kinds_and_names_match_gdb() {
+    let f = fixture();
+    let path = f.path("c0");
+    let m = load(&path);
+    let packet = m.type_kind(ty(&m, "struct packet"));
+    // Names of member types as gdb's whatis spells them.
+    let members = ["label", "argv_like", "grid_row", "callback", "grid", "fl", "pos"];
+    let mut cmds = vec!["-batch", "-nx", "-iex", "set debuginfod enabled off"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    for mem in members {
+        cmds.push("-ex".into());
+        cmds.push(format!("whatis ((struct packet *)0)->{mem}"));
+    }
+    let out = run(Command::new("gdb").args(&cmds).arg(&path));
+    let gdb_names: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("type = ")).collect();
+    let ours: Vec<String> = members
+        .iter()
+        .map(|mem| m.type_name(member(&packet, mem).ty))
+        .collect();
+    assert_eq!(ours, gdb_names);
+    assert_eq!(
+        ours,
+        [
+            "const char *",
+            "char * const *",
+            "int (*)[4]",
+            "int (*)(int, const char *)",
+            "double [3][4]",
+            "struct flags",
+            "struct {...}"
+        ]
+    );
+
+    // A 2-D array.
+    let TypeKind::Array { element, dims } = m.type_kind(member(&packet, "grid").ty) else {
+        panic!()
+    };
+    assert_eq!(dims, [Some(3), Some(4)]);
+    assert_eq!(
+        m.type_kind(element),
+        TypeKind::Base { name: "double".into(), size: 8, encoding: Encoding::Float }
+    );
+    // const char *: a pointer to a const signed char.
+    let TypeKind::Pointer { pointee: Some(p) } = m.type_kind(member(&packet, "label").ty) else {
+        panic!()
+    };
+    let TypeKind::Const(c) = m.type_kind(p) else { panic!() };
+    assert_eq!(
+        m.type_kind(c),
+        TypeKind::Base { name: "char".into(), size: 1, encoding: Encoding::SignedChar }
+    );
+    // A function pointer.
+    let TypeKind::Pointer { pointee: Some(fp) } = m.type_kind(member(&packet, "callback").ty) else {
+        panic!()
+    };
+    assert_eq!(m.type_kind(fp), TypeKind::Function { name: None });
+    // The typedef'd pointer.
+    let pp = ty(&m, "PacketPtr");
+    let TypeKind::Typedef { name, target } = m.type_kind(pp) else { panic!() };
+    assert_eq!(name, "PacketPtr");
+    let TypeKind::Pointer { pointee: Some(s) } = m.type_kind(target) else { panic!() };
+    assert_eq!(s, ty(&m, "struct packet"));
+    assert_eq!(m.type_name(target), "struct packet *");
+    assert_eq!(m.type_size(pp), Some(8));
+    // The enum, against gdb's ptype.
+    let out = run(Command::new("gdb")
+        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off", "-ex", "ptype enum level"])
+        .arg(&path));
+    assert_eq!(out.trim(), "type = enum level {LOW = -1, MID = 5, HIGH}");
+    assert_eq!(
+        m.type_kind(ty(&m, "enum level")),
+        TypeKind::Enum {
+            name: Some("level".into()),
+            size: 4,
+            signed: true,
+            enumerators: vec![(-1, "LOW".into()), (5, "MID".into()), (6, "HIGH".into())]
+        }
+    );
+    // The union.
+    let TypeKind::Struct { kind: StructKind::Union, size: 4, members, .. } =
+        m.type_kind(ty(&m, "union number"))
+    else {
+        panic!()
+    };
+    assert!(members.iter().all(|m| m.offset == 0));
+    // Base types by C spellings, void, and what does not exist.
+    assert_eq!(
+        m.type_kind(ty(&m, "unsigned long")),
+        TypeKind::Base { name: "long unsigned int".into(), size: 8, encoding: Encoding::Unsigned }
+    );
+    assert_eq!(m.type_name(ty(&m, "int")), "int");
+    assert_eq!(m.type_kind(ty(&m, "void")), TypeKind::Void);
+    assert_eq!(m.find_type("struct nosuch"), None);
+    assert_eq!(m.find_type("packet"), None, "C needs the struct keyword");
+    assert_eq!(m.pointer_size(), 8);
+}
+
+#[test]
+fn thread_locals_of_the_executable_are_fs_base_relative() {
+    let f = fixture();
+    for prog in ["c0", "c0np", "c2"] {
+        let path = f.path(prog);
+        let m = load(&path);
+        let pc = line_sites(&m, "places.c", line_in(PLACES_C, "compute_inner"))[0];
+        let names = ["tls_counter".to_string(), "tls_big".to_string()];
+        let stop = gdb_stop(&m, &path, pc, &names, &[]).expect("gdb stops");
+        for n in &names {
+            let v = m.variable(FileAddr(pc), n, Bias(stop.bias)).unwrap();
+            assert_eq!(v.kind, VarKind::Global);
+            if !stop.addrs.contains_key(n) {
+                // -O2 drops the location of tls_big; gdb says so too.
+                assert!(stop.printed[n].contains("<optimized out>"), "{prog} {n}");
+                assert_eq!(v.place, Place::OptimizedOut, "{prog} {n}");
+                continue;
+            }
+            let Place::Memory(ops) = &v.place else {
+                panic!("{prog} {n}: {:?}", v.place)
+            };
+            assert_eq!(ops[0], Op::Reg(Reg::FsBase), "{prog} {n}: {ops:?}");
+            assert_eq!(eval(ops, &stop.regs), stop.addrs[n], "{prog} &{n}: {ops:?}");
+        }
+    }
+    // A shared library's thread-locals need the DTV.
+    let m = load(&f.path("libtls.so"));
+    let pc = m.resolve_function("bump").unwrap()[0].addr;
+    let v = m.variable(pc, "lib_tls", Bias(0x7f00_0000_0000)).unwrap();
+    assert_eq!(
+        v.place,
+        Place::Unavailable(
+            "thread-local variable in a shared library: needs the DTV, not yet".into()
+        )
+    );
+}
+
+#[test]
+fn a_local_declared_further_down_does_not_hide_a_global_yet() {
+    let f = fixture();
+    let path = f.path("c0");
+    let m = load(&path);
+    let bias = Bias(0x5555_5555_4000);
+    let total_global = m.symbol_addr("total").unwrap().0 + bias.0;
+    // Before `int total = ...;` the name is the global (C scope; gdb would show the local).
+    let first = FileAddr(line_sites(&m, "places.c", line_in(PLACES_C, "compute_first"))[0]);
+    let v = m.variable(first, "total", bias).unwrap();
+    assert_eq!((v.kind, v.place), (VarKind::Global, Place::Memory(vec![Op::Const(total_global)])));
+    // `variables_at` still lists the local, as gdb's info locals does.
+    assert!(m.variables_at(first, bias).iter().any(|v| v.name == "total" && v.kind == VarKind::Local));
+    // Without an outer variable of that name: not in scope, saying why.
+    let err = m.variable(first, "num", bias).unwrap_err().to_string();
+    assert!(err.contains("'num' is declared on line"), "{err}");
+    // From its line on, the local.
+    for marker in ["compute_total_decl", "compute_after"] {
+        let pc = FileAddr(line_sites(&m, "places.c", line_in(PLACES_C, marker))[0]);
+        let v = m.variable(pc, "total", bias).unwrap();
+        assert_eq!(v.kind, VarKind::Local, "{marker}");
+        assert!(matches!(&v.place, Place::Memory(ops) if ops[0] == Op::Reg(Reg::Rbp)));
+    }
+    // Parameters are never hidden; neither are locals of inner blocks (their block starts at
+    // the declaration).
+    let inner = FileAddr(line_sites(&m, "places.c", line_in(PLACES_C, "compute_inner"))[0]);
+    assert_eq!(m.variable(inner, "acc", bias).unwrap().decl_line, Some(line_in(PLACES_C, "compute_first") + 2));
+    assert_eq!(m.variable(first, "n", bias).unwrap().kind, VarKind::Param);
+    // Unknown names list what is in scope.
+    let err = m.variable(inner, "nosuch", bias).unwrap_err().to_string();
+    assert!(err.contains("'nosuch' is not in scope at places.c:"), "{err}");
+    let names = m.names_in_scope(inner);
+    for n in ["acc", "calls", "i", "p", "n", "file_static", "total"] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+}
+
+#[test]
+fn cpp_classes_bases_templates_and_references() {
+    let f = fixture();
+    for prog in ["cpp0", "cpptu", "cpptu4"] {
+        let path = f.path(prog);
+        let m = load(&path);
+        let rect = m.type_kind(ty(&m, "geo::Rect"));
+        let TypeKind::Struct { kind, bases, size, .. } = &rect else { panic!("{rect:?}") };
+        assert_eq!((*kind, *size), (StructKind::Class, 24), "{prog}");
+        assert_eq!(bases.len(), 1);
+        assert_eq!((m.type_name(bases[0].0), bases[0].1), ("geo::Shape".to_string(), 0));
+        assert_eq!((member(&rect, "w").offset, member(&rect, "h").offset), (12, 16));
+        let shape = m.type_kind(bases[0].0);
+        let TypeKind::Struct { members, .. } = &shape else { panic!() };
+        assert!(members[0].artificial, "{prog}: {:?}", members[0]);
+        assert_eq!(members[0].name.as_deref(), Some("_vptr.Shape"));
+        assert_eq!(member(&shape, "id").offset, 8);
+
+        // Multiple inheritance: gdb says Base2 is 8 bytes into a Multi.
+        let multi = m.type_kind(ty(&m, "Multi"));
+        let TypeKind::Struct { bases, .. } = &multi else { panic!() };
+        let bases: Vec<(String, u64)> = bases.iter().map(|(b, o)| (m.type_name(*b), *o)).collect();
+        assert_eq!(bases, [("Base1".to_string(), 0), ("Base2".to_string(), 8)]);
+        assert_eq!(member(&multi, "c").offset, 12);
+        assert_eq!(ty(&m, "struct Multi"), ty(&m, "Multi"));
+
+        // Templates.
+        let b = ty(&m, "geo::Box<int>");
+        let TypeKind::Struct { template_args, .. } = m.type_kind(b) else { panic!() };
+        assert_eq!(template_args.iter().map(|t| m.type_name(*t)).collect::<Vec<_>>(), ["int"]);
+        let v = ty(&m, "std::vector<int, std::allocator<int> >");
+        assert_eq!(m.type_name(v), "std::vector<int, std::allocator<int> >");
+        assert_eq!(m.type_size(v), Some(24));
+
+        // enum class with an underlying unsigned char.
+        assert_eq!(
+            m.type_kind(ty(&m, "geo::Color")),
+            TypeKind::Enum {
+                name: Some("geo::Color".into()),
+                size: 1,
+                signed: false,
+                enumerators: vec![(1, "Red".into()), (2, "Green".into())]
+            }
+        );
+
+        // References and `this`.
+        let pc = FileAddr(line_sites(&m, "places.cpp", line_in(PLACES_CPP, "sum_ret"))[0]);
+        let v = m.variable(pc, "v", Bias(0)).unwrap();
+        let TypeKind::Reference { target, rvalue: false } = m.type_kind(v.ty) else { panic!() };
+        assert_eq!(peel(&m, target), ty(&m, "std::vector<int, std::allocator<int> >"));
+        let out = m.variable(pc, "out", Bias(0)).unwrap();
+        assert_eq!(m.type_name(out.ty), "int &");
+        let pc = FileAddr(line_sites(&m, "places.cpp", line_in(PLACES_CPP, "rect_area"))[0]);
+        let this = m.variable(pc, "this", Bias(0)).unwrap();
+        assert_eq!((this.kind, m.type_name(this.ty)), (VarKind::Param, "const geo::Rect * const".to_string()));
+    }
+}
+
+#[test]
+fn rust_enums_describe_their_variants() {
+    let f = fixture();
+    let m = load(&f.path("rs0"));
+    let variants = |name: &str| {
+        let t = ty(&m, name);
+        let TypeKind::Struct { variant: Some(info), members, .. } = m.type_kind(t) else {
+            panic!("{name}: {:?}", m.type_kind(t))
+        };
+        assert!(members.is_empty(), "{name}: the variants hold the data");
+        info
+    };
+    // Option<u32>: a tag at 0, the payload after it.
+    let opt = variants("core::option::Option<u32>");
+    let d = opt.discr.clone().expect("a discriminant");
+    assert_eq!((d.offset, d.size), (0, 4));
+    let vs: Vec<(&str, Option<u64>)> = opt
+        .variants
+        .iter()
+        .map(|v| (v.member.name.as_deref().unwrap(), v.discr_value))
+        .collect();
+    assert_eq!(vs, [("None", Some(0)), ("Some", Some(1))]);
+    let some = m.type_kind(opt.variants[1].member.ty);
+    assert_eq!(member(&some, "__0").offset, 4);
+    assert_eq!(m.type_name(member(&some, "__0").ty), "u32");
+    assert_eq!(m.type_name(opt.variants[1].member.ty), "core::option::Option<u32>::Some");
+
+    // Option<&u64>: niche-optimised, the pointer is the discriminant; Some is the default.
+    let opt = variants("core::option::Option<&u64>");
+    let d = opt.discr.clone().expect("a discriminant");
+    assert_eq!((d.offset, d.size), (0, 8));
+    let vs: Vec<(&str, Option<u64>)> = opt
+        .variants
+        .iter()
+        .map(|v| (v.member.name.as_deref().unwrap(), v.discr_value))
+        .collect();
+    assert_eq!(vs, [("None", Some(0)), ("Some", None)]);
+    let some = m.type_kind(opt.variants[1].member.ty);
+    let TypeKind::Pointer { pointee: Some(p) } = m.type_kind(member(&some, "__0").ty) else {
+        panic!()
+    };
+    assert_eq!(m.type_name(p), "u64");
+    assert_eq!(m.type_name(member(&some, "__0").ty), "&u64");
+
+    // A plain enum with data.
+    let shape = variants("places::Shape");
+    let names: Vec<&str> = shape.variants.iter().map(|v| v.member.name.as_deref().unwrap()).collect();
+    assert_eq!(names, ["Circle", "Rect", "Empty"]);
+    let values: Vec<Option<u64>> = shape.variants.iter().map(|v| v.discr_value).collect();
+    assert_eq!(values, [Some(0), Some(1), Some(2)]);
+    assert!(shape.discr.is_some());
+    let rect = m.type_kind(shape.variants[1].member.ty);
+    assert_eq!(
+        (m.type_name(member(&rect, "w").ty), m.type_name(member(&rect, "h").ty)),
+        ("u32".to_string(), "u32".to_string())
+    );
+    let circle = m.type_kind(shape.variants[0].member.ty);
+    assert_eq!(
+        m.type_kind(member(&circle, "__0").ty),
+        TypeKind::Base { name: "f64".into(), size: 8, encoding: Encoding::Float }
+    );
+
+    // Structs by path, a Rust reference parameter, and Rust's char.
+    let holder = m.type_kind(ty(&m, "places::Holder"));
+    let TypeKind::Struct { name: Some(n), .. } = &holder else { panic!() };
+    assert_eq!(n, "places::Holder");
+    let pc = m.resolve_function("show").unwrap()[0].addr;
+    let h = m.variable(pc, "h", Bias(0)).unwrap();
+    assert_eq!((h.kind, m.type_name(h.ty)), (VarKind::Param, "&places::Holder".to_string()));
+    let TypeKind::Pointer { pointee: Some(p) } = m.type_kind(h.ty) else { panic!() };
+    assert_eq!(p, ty(&m, "places::Holder"));
+    assert!(matches!(m.type_kind(ty(&m, "char")), TypeKind::Base { encoding: Encoding::Utf, size: 4, .. }));
 }

@@ -87,10 +87,19 @@ impl Env<'_> {
     /// The arguments, then the locals (innermost block first) visible at `pc`, as gdb's
     /// `info args` and `info locals` list them for the innermost frame.
     pub fn variables_at(&self, pc: u64) -> Vec<VarInfo> {
-        self.in_scope(pc)
-            .into_iter()
-            .map(|(hit, name)| self.info(hit, name, pc))
-            .collect()
+        self.variables_in_frame(pc, 0).unwrap_or_default()
+    }
+
+    /// The arguments and locals of inline frame `depth` at `pc` (0: the innermost function
+    /// or inlined copy; 1: the function it was inlined into; …), as gdb lists them after
+    /// `up`. None if `pc` has no such frame.
+    pub fn variables_in_frame(&self, pc: u64, depth: usize) -> Option<Vec<VarInfo>> {
+        Some(
+            self.in_frame(pc, depth)?
+                .into_iter()
+                .map(|(hit, name)| self.info(hit, name, pc))
+                .collect(),
+        )
     }
 
     /// Names of the variables visible at `pc` (not shadowed), then the unit's file-level
@@ -98,7 +107,7 @@ impl Env<'_> {
     pub fn names_in_scope(&self, pc: u64) -> Vec<String> {
         let d = self.dwarf;
         let mut out: Vec<String> = Vec::new();
-        for (hit, name) in self.in_scope(pc) {
+        for (hit, name) in self.in_frame(pc, 0).unwrap_or_default() {
             if !hit.shadowed && !out.contains(&name) {
                 out.push(name);
             }
@@ -230,21 +239,31 @@ impl Env<'_> {
         )
     }
 
-    /// The variables of the blocks at `pc` (innermost first, up to the innermost function),
-    /// arguments first, with shadowing marked.
-    fn in_scope(&self, pc: u64) -> Vec<(Hit, String)> {
+    /// The variables of inline frame `depth`'s blocks at `pc` (innermost first, up to its
+    /// function), arguments first, with shadowing marked. None without such a frame.
+    fn in_frame(&self, pc: u64, depth: usize) -> Option<Vec<(Hit, String)>> {
         let d = self.dwarf;
         let mut args = Vec::new();
         let mut locals = Vec::new();
+        let mut found = false;
         for ui in d.units_for_pc(pc) {
             let Ok(tree) = d.scopes(ui) else { continue };
             let chain = tree.chain_at(pc);
-            let Some(fi) = chain.iter().position(|&s| tree.scopes[s].is_function()) else {
+            // The frame's blocks: after the previous frame's function, up to its own.
+            let functions: Vec<usize> = (0..chain.len())
+                .filter(|&i| tree.scopes[chain[i]].is_function())
+                .collect();
+            let Some(&last) = functions.get(depth) else {
                 continue;
             };
+            let first = match depth {
+                0 => 0,
+                _ => functions[depth - 1] + 1,
+            };
+            found = true;
             let frame = tree.subprogram_at(pc).map(|s| tree.die_id(ui, s));
             let mut seen: HashSet<String> = HashSet::new();
-            for &si in &chain[..=fi] {
+            for &si in &chain[first..=last] {
                 let syms = block_symbols(d, tree, ui, si);
                 // Shadowing is decided per block: names of this block hide outer ones.
                 let mut here = Vec::new();
@@ -278,7 +297,7 @@ impl Env<'_> {
             break;
         }
         args.extend(locals);
-        args
+        found.then_some(args)
     }
 
     /// Parameter, local or static local.
@@ -312,7 +331,10 @@ impl Env<'_> {
             return None;
         }
         let (at, v) = d.attr_follow(var, gimli::DW_AT_decl_file)?;
-        let index = v.udata_value()?;
+        let index = match v {
+            AttributeValue::FileIndex(i) => i,
+            other => other.udata_value()?,
+        };
         let decl_file = d.files(at.unit).get(index as usize)?;
         (decl_file == file).then_some(decl)
     }

@@ -372,6 +372,20 @@ impl ModuleSymbols {
         }
     }
 
+    /// The arguments and locals of inline frame `inline_depth` at `pc`, as gdb lists them
+    /// after `up`: 0 is the innermost function or inlined copy (`variables_at`), 1 the
+    /// function that copy was inlined into (its blocks around the inlined call), and so on.
+    /// None if `pc` has fewer inline levels (the next frame is a real caller with its own pc).
+    pub fn variables_in_frame(
+        &self,
+        pc: FileAddr,
+        inline_depth: usize,
+        bias: Bias,
+    ) -> Option<Vec<VarInfo>> {
+        self.locals_env(self.dwarf.as_ref()?, bias)
+            .variables_in_frame(pc.0, inline_depth)
+    }
+
     /// The names visible at `pc` (locals and arguments, then the unit's file-level
     /// variables), for "not in scope" messages.
     pub fn names_in_scope(&self, pc: FileAddr) -> Vec<String> {

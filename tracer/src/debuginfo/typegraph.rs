@@ -217,7 +217,8 @@ impl UnitTypes {
         let mut out = UnitTypes::default();
         let unit = d.unit(ui);
         let qualify = d.units[ui].lang != Lang::C;
-        // (DIE depth, scope name; None for a function, which ends qualification).
+        // (DIE depth, the qualified name of the scope it opens; None for a function, whose
+        // types are spelled unqualified as gdb does).
         let mut stack: Vec<(isize, Option<String>)> = Vec::new();
         let mut cursor = unit.entries();
         while let Ok(Some(die)) = cursor.next_dfs() {
@@ -226,62 +227,67 @@ impl UnitTypes {
                 stack.pop();
             }
             let tag = die.tag();
-            let local = stack.iter().any(|(_, s)| s.is_none());
-            let name = die
-                .attr_value(gimli::DW_AT_name)
-                .and_then(|v| d.attr_string(ui, v));
-            let prefix = if qualify {
-                let mut p = String::new();
-                for (_, s) in stack.iter().rev() {
-                    match s {
-                        Some(s) => p.insert_str(0, &format!("{s}::")),
-                        None => break,
-                    }
-                }
-                p
-            } else {
-                String::new()
-            };
-            if is_named_type(tag) || tag == gimli::DW_TAG_namespace {
-                if !prefix.is_empty() {
-                    out.prefix.insert(die.offset(), prefix.clone());
-                }
-                if let Some(n) = &name
-                    && is_named_type(tag)
-                    && !die.has_attr(gimli::DW_AT_declaration)
+            if !is_named_type(tag) && tag != gimli::DW_TAG_namespace {
+                if die.has_children()
+                    && matches!(
+                        tag,
+                        gimli::DW_TAG_subprogram
+                            | gimli::DW_TAG_lexical_block
+                            | gimli::DW_TAG_inlined_subroutine
+                    )
                 {
-                    let q = format!("{prefix}{n}");
-                    match keyword(tag) {
-                        Some(k) => {
-                            if qualify {
-                                out.names.push((q.clone(), die.offset(), local));
-                            }
-                            out.names.push((format!("{k} {q}"), die.offset(), local));
-                        }
-                        None => out.names.push((q, die.offset(), local)),
-                    }
+                    stack.push((depth, None));
                 }
-            }
-            if !die.has_children() {
                 continue;
             }
-            match tag {
-                gimli::DW_TAG_namespace => {
-                    let n = name.unwrap_or_else(|| "(anonymous namespace)".to_string());
-                    stack.push((depth, Some(n)));
+            let local = stack.iter().any(|(_, s)| s.is_none());
+            let mut name = die
+                .attr_value(gimli::DW_AT_name)
+                .and_then(|v| d.attr_string(ui, v));
+            let mut prefix = match stack.last() {
+                Some((_, Some(scope))) if qualify => format!("{scope}::"),
+                _ => String::new(),
+            };
+            // A definition outside its scope (type units put `class Rect` at the top with
+            // DW_AT_specification to the declaration inside `namespace geo`) is named after
+            // the declaration.
+            if let Some(AttributeValue::UnitRef(spec)) = die.attr_value(gimli::DW_AT_specification)
+            {
+                if let Some(p) = out.prefix.get(&spec) {
+                    prefix = p.clone();
                 }
-                gimli::DW_TAG_structure_type
-                | gimli::DW_TAG_class_type
-                | gimli::DW_TAG_union_type
-                | gimli::DW_TAG_enumeration_type => {
-                    if let Some(n) = name {
-                        stack.push((depth, Some(n)));
+                if name.is_none() {
+                    name = d.name_of(DieId { unit: ui, off: spec });
+                }
+            }
+            if !prefix.is_empty() {
+                out.prefix.insert(die.offset(), prefix.clone());
+            }
+            if let Some(n) = &name
+                && is_named_type(tag)
+                && !die.has_attr(gimli::DW_AT_declaration)
+            {
+                let q = format!("{prefix}{n}");
+                match keyword(tag) {
+                    Some(k) => {
+                        if qualify {
+                            out.names.push((q.clone(), die.offset(), local));
+                        }
+                        out.names.push((format!("{k} {q}"), die.offset(), local));
                     }
+                    None => out.names.push((q, die.offset(), local)),
                 }
-                gimli::DW_TAG_subprogram
-                | gimli::DW_TAG_lexical_block
-                | gimli::DW_TAG_inlined_subroutine => stack.push((depth, None)),
-                _ => {}
+            }
+            if die.has_children() && (tag == gimli::DW_TAG_namespace || keyword(tag).is_some()) {
+                let scope = match (&name, tag) {
+                    (Some(n), _) => Some(format!("{prefix}{n}")),
+                    (None, gimli::DW_TAG_namespace) => {
+                        Some(format!("{prefix}(anonymous namespace)"))
+                    }
+                    // Members of an anonymous aggregate: no scope of their own.
+                    (None, _) => stack.last().and_then(|(_, s)| s.clone()),
+                };
+                stack.push((depth, scope));
             }
         }
         out
@@ -318,10 +324,19 @@ fn index(d: &DwarfData) -> &TypeIndex {
     })
 }
 
-/// The DIE's own `DW_AT_name`.
+/// The DIE's `DW_AT_name`, or its declaration's (a type unit's class definition names
+/// itself only through `DW_AT_specification`).
 fn own_name(d: &DwarfData, id: DieId, e: &gimli::DebuggingInformationEntry<R>) -> Option<String> {
-    e.attr_value(gimli::DW_AT_name)
+    if let Some(n) = e
+        .attr_value(gimli::DW_AT_name)
         .and_then(|v| d.attr_string(id.unit, v))
+    {
+        return Some(n);
+    }
+    let spec = e
+        .attr_value(gimli::DW_AT_specification)
+        .and_then(|v| d.resolve_ref(id.unit, &v))?;
+    d.name_of(spec)
 }
 
 /// The referenced type (`DW_AT_type`) of a DIE.
@@ -394,7 +409,11 @@ fn definition_of(d: &DwarfData, id: DieId, e: &gimli::DebuggingInformationEntry<
 /// `id` with a declaration replaced by its definition, when the module has one.
 pub(crate) fn canonical(d: &DwarfData, id: DieId) -> DieId {
     let Ok(e) = d.entry(id) else { return id };
-    if keyword(e.tag()).is_some() && e.has_attr(gimli::DW_AT_declaration) {
+    if keyword(e.tag()).is_some()
+        && (e.has_attr(gimli::DW_AT_declaration) || e.has_attr(gimli::DW_AT_signature))
+    {
+        // A stub naming its type unit by signature (with or without DW_AT_declaration), or
+        // a declaration.
         return definition_of(d, id, &e).unwrap_or(id);
     }
     id
