@@ -50,6 +50,7 @@ __thread int tls_counter = 7;
 static __thread long tls_big[4];
 int total = 100;
 static int file_static = 3;
+long ext_total = 9;
 
 static int helper(int a, int b) {
     int sum = a + b; // @helper_sum
@@ -86,10 +87,11 @@ int main(int argc, char **argv) {
     pk.label = "pk";
     pk.argv_like = argv;
     const char *msg = "hello";
+    extern long ext_total; /* a block-scope extern: not a local */
     PacketPtr pp = &pk;
     int r = compute(pp, argc + 2); // @main_call
     tls_big[1] = r;
-    printf("%s %d %d %ld %d\n", msg, r, file_static, tls_big[1], pk.fl.level);
+    printf("%s %d %d %ld %d %ld\n", msg, r, file_static, tls_big[1], pk.fl.level, ext_total);
     return 0;
 }
 "#;
@@ -188,7 +190,8 @@ fn main() {
 "#;
 
 /// A shared library with a thread-local variable (TLS through the DTV: not yet).
-const TLSLIB_C: &str = "__thread int lib_tls = 3;\nint bump(int n) {\n    lib_tls += n;\n    return lib_tls;\n}\n";
+const TLSLIB_C: &str =
+    "__thread int lib_tls = 3;\nint bump(int n) {\n    lib_tls += n;\n    return lib_tls;\n}\n";
 
 struct Fixture {
     dir: PathBuf,
@@ -247,7 +250,12 @@ fn fixture() -> &'static Fixture {
         cc("cpp2", "g++", "places.cpp", &["-g", "-O2"]);
         // Type units: structs referenced by signature (DW_FORM_ref_sig8), in .debug_info
         // (DWARF 5) and in .debug_types (DWARF 4).
-        cc("cpptu", "g++", "places.cpp", &["-g", "-O0", "-fdebug-types-section"]);
+        cc(
+            "cpptu",
+            "g++",
+            "places.cpp",
+            &["-g", "-O0", "-fdebug-types-section"],
+        );
         cc(
             "cpptu4",
             "g++",
@@ -260,9 +268,16 @@ fn fixture() -> &'static Fixture {
             "tlslib.c",
             &["-g", "-O0", "-shared", "-fPIC"],
         );
-        run(Command::new("rustc")
-            .current_dir(&dir)
-            .args(["-g", "-C", "opt-level=0", "--crate-name", "places", "-o", "rs0", "places.rs"]));
+        run(Command::new("rustc").current_dir(&dir).args([
+            "-g",
+            "-C",
+            "opt-level=0",
+            "--crate-name",
+            "places",
+            "-o",
+            "rs0",
+            "places.rs",
+        ]));
         Fixture { dir }
     })
 }
@@ -285,7 +300,12 @@ fn gdb(prog: &Path, cmds: &[String]) -> String {
     let mut c = Command::new("gdb");
     c.args(["-batch", "-nx", "-iex", "set debuginfod enabled off"]);
     c.args(["-iex", "set width 0", "-iex", "set height 0"]);
-    c.args(["-iex", "set print elements 4", "-iex", "set print pretty off"]);
+    c.args([
+        "-iex",
+        "set print elements 4",
+        "-iex",
+        "set print pretty off",
+    ]);
     for cmd in cmds {
         c.arg("-ex").arg(cmd);
     }
@@ -333,11 +353,8 @@ fn names_of(block: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| {
             let (name, _) = l.split_once(" = ")?;
-            (!name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .then(|| name.to_string())
+            (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then(|| name.to_string())
         })
         .collect()
 }
@@ -493,7 +510,13 @@ print("".join(out))
 }
 
 /// `gdb_stops` for one pc.
-fn gdb_stop(m: &ModuleSymbols, prog: &Path, pc: u64, names: &[String], exprs: &[&str]) -> Option<Stop> {
+fn gdb_stop(
+    m: &ModuleSymbols,
+    prog: &Path,
+    pc: u64,
+    names: &[String],
+    exprs: &[&str],
+) -> Option<Stop> {
     let ask = Ask {
         pc,
         names: names.to_vec(),
@@ -576,10 +599,13 @@ fn eval_value(ops: &[Op], regs: &HashMap<Reg, u64>) -> Option<u64> {
 fn scalar_size(m: &ModuleSymbols, mut t: TypeRef) -> Option<u64> {
     for _ in 0..16 {
         match m.type_kind(t) {
-            TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) => {
-                t = target
-            }
-            TypeKind::Base { encoding: Encoding::Float, .. } => return None,
+            TypeKind::Typedef { target, .. }
+            | TypeKind::Const(target)
+            | TypeKind::Volatile(target) => t = target,
+            TypeKind::Base {
+                encoding: Encoding::Float,
+                ..
+            } => return None,
             TypeKind::Base { size, .. } | TypeKind::Enum { size, .. } => return Some(size),
             TypeKind::Pointer { .. } => return Some(8),
             _ => return None,
@@ -714,7 +740,11 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
             continue;
         };
         compared += 1;
-        let at = format!("{} at {pc:#x} ({:?})", prog.display(), m.describe(FileAddr(pc)));
+        let at = format!(
+            "{} at {pc:#x} ({:?})",
+            prog.display(),
+            m.describe(FileAddr(pc))
+        );
         assert_eq!(names(&vars, &[VarKind::Param]), stop.args, "args {at}");
         assert_eq!(
             sorted(names(&vars, &[VarKind::Local, VarKind::StaticLocal])),
@@ -725,7 +755,11 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
         let outer = m.variables_in_frame(FileAddr(pc), 1, Bias(stop.bias));
         assert_eq!(outer.is_some(), stop.inlined, "inlined frame {at}");
         if let Some(outer) = outer {
-            assert_eq!(names(&outer, &[VarKind::Param]), stop.args1, "args in frame 1 {at}");
+            assert_eq!(
+                names(&outer, &[VarKind::Param]),
+                stop.args1,
+                "args in frame 1 {at}"
+            );
             assert_eq!(
                 sorted(names(&outer, &[VarKind::Local, VarKind::StaticLocal])),
                 sorted(stop.locals1.clone()),
@@ -748,13 +782,22 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
             let gdb_value = hex_tokens(printed).first().copied();
             match &v.place {
                 Place::OptimizedOut => {
-                    assert!(printed.contains("<optimized out>"), "{} {at}: gdb says {printed}", v.name);
+                    assert!(
+                        printed.contains("<optimized out>"),
+                        "{} {at}: gdb says {printed}",
+                        v.name
+                    );
                     values += 1;
                     continue;
                 }
                 Place::Value(ops) if size.is_some() && !printed.contains('{') => {
                     if let Some(ours) = eval_value(ops, &stop.regs) {
-                        assert_eq!(Some(mask(ours)), gdb_value, "{} {at}: {ops:?}, gdb {printed}", v.name);
+                        assert_eq!(
+                            Some(mask(ours)),
+                            gdb_value,
+                            "{} {at}: {ops:?}, gdb {printed}",
+                            v.name
+                        );
                         values += 1;
                     }
                     continue;
@@ -763,7 +806,12 @@ fn check_against_gdb(prog: &Path, pcs: &[u64], check_addresses: bool) -> (usize,
                     let mut w = [0u8; 8];
                     let n = bytes.len().min(8);
                     w[..n].copy_from_slice(&bytes[..n]);
-                    assert_eq!(Some(mask(u64::from_le_bytes(w))), gdb_value, "{} {at}: gdb {printed}", v.name);
+                    assert_eq!(
+                        Some(mask(u64::from_le_bytes(w))),
+                        gdb_value,
+                        "{} {at}: gdb {printed}",
+                        v.name
+                    );
                     values += 1;
                     continue;
                 }
@@ -858,7 +906,11 @@ fn c_variables_at_o2_match_gdb_info_args_and_locals() {
     pcs.dedup();
     let (compared, values, inlined) = check_against_gdb(&prog, &pcs, false);
     eprintln!("{compared} stops, {values} values, {inlined} in inlined copies");
-    assert!(compared >= 10, "gdb stopped at only {compared} of {} pcs", pcs.len());
+    assert!(
+        compared >= 10,
+        "gdb stopped at only {compared} of {} pcs",
+        pcs.len()
+    );
     assert!(values >= 30, "only {values} values compared");
     assert!(inlined >= 1, "no pc in an inlined copy");
 }
@@ -885,11 +937,26 @@ fn cpp_variables_at_match_gdb_at_o0_and_o2() {
             pcs.extend(body_pcs(&m, &prog, "main", 0x100));
         }
         let (compared, values, inlined) = check_against_gdb(&prog, &pcs, addresses);
-        eprintln!("{}: {compared} stops, {values} values, {inlined} in inlined copies", prog.display());
-        assert!(compared >= 3, "{}: gdb stopped at only {compared} pcs", prog.display());
+        eprintln!(
+            "{}: {compared} stops, {values} values, {inlined} in inlined copies",
+            prog.display()
+        );
+        assert!(
+            compared >= 3,
+            "{}: gdb stopped at only {compared} pcs",
+            prog.display()
+        );
         if !addresses {
-            assert!(values >= 10, "{}: only {values} values compared", prog.display());
-            assert!(inlined >= 5, "{}: only {inlined} pcs in inlined copies", prog.display());
+            assert!(
+                values >= 10,
+                "{}: only {values} values compared",
+                prog.display()
+            );
+            assert!(
+                inlined >= 5,
+                "{}: only {inlined} pcs in inlined copies",
+                prog.display()
+            );
         }
     }
 }
@@ -973,8 +1040,9 @@ fn ty(m: &ModuleSymbols, name: &str) -> TypeRef {
 
 /// Peels typedefs and qualifiers.
 fn peel(m: &ModuleSymbols, mut t: TypeRef) -> TypeRef {
-    while let TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) =
-        m.type_kind(t)
+    while let TypeKind::Typedef { target, .. }
+    | TypeKind::Const(target)
+    | TypeKind::Volatile(target) = m.type_kind(t)
     {
         t = target;
     }
@@ -1026,18 +1094,35 @@ fn c_struct_layouts_match_ptype_o() {
         assert_eq!(member(&flags, "wide").offset, 3);
         assert_eq!(member(&flags, "tag").bitfield, None);
         let packet = m.type_kind(ty(&m, "struct packet"));
-        let TypeKind::Struct { members, name, kind, size, .. } = &packet else {
+        let TypeKind::Struct {
+            members,
+            name,
+            kind,
+            size,
+            ..
+        } = &packet
+        else {
             panic!()
         };
-        assert_eq!((name.as_deref(), *kind, *size), (Some("packet"), StructKind::Struct, 152));
+        assert_eq!(
+            (name.as_deref(), *kind, *size),
+            (Some("packet"), StructKind::Struct, 152)
+        );
         let anon = &members[1];
         assert_eq!((anon.name.as_deref(), anon.offset), (None, 4));
-        let TypeKind::Struct { kind: StructKind::Union, name: None, members: inner, .. } =
-            m.type_kind(anon.ty)
+        let TypeKind::Struct {
+            kind: StructKind::Union,
+            name: None,
+            members: inner,
+            ..
+        } = m.type_kind(anon.ty)
         else {
             panic!("{:?}", m.type_kind(anon.ty))
         };
-        let inner: Vec<_> = inner.iter().map(|m| (m.name.clone().unwrap(), m.offset)).collect();
+        let inner: Vec<_> = inner
+            .iter()
+            .map(|m| (m.name.clone().unwrap(), m.offset))
+            .collect();
         assert_eq!(inner, [("code".to_string(), 0), ("letter".to_string(), 0)]);
         assert_eq!(m.type_name(anon.ty), "union {...}");
         assert_eq!(m.type_name(member(&packet, "pos").ty), "struct {...}");
@@ -1051,7 +1136,15 @@ fn c_types_kinds_and_names_match_gdb() {
     let m = load(&path);
     let packet = m.type_kind(ty(&m, "struct packet"));
     // Names of member types as gdb's whatis spells them.
-    let members = ["label", "argv_like", "grid_row", "callback", "grid", "fl", "pos"];
+    let members = [
+        "label",
+        "argv_like",
+        "grid_row",
+        "callback",
+        "grid",
+        "fl",
+        "pos",
+    ];
     let mut cmds = vec!["-batch", "-nx", "-iex", "set debuginfod enabled off"]
         .into_iter()
         .map(String::from)
@@ -1061,7 +1154,10 @@ fn c_types_kinds_and_names_match_gdb() {
         cmds.push(format!("whatis ((struct packet *)0)->{mem}"));
     }
     let out = run(Command::new("gdb").args(&cmds).arg(&path));
-    let gdb_names: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("type = ")).collect();
+    let gdb_names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("type = "))
+        .collect();
     let ours: Vec<String> = members
         .iter()
         .map(|mem| m.type_name(member(&packet, mem).ty))
@@ -1087,33 +1183,55 @@ fn c_types_kinds_and_names_match_gdb() {
     assert_eq!(dims, [Some(3), Some(4)]);
     assert_eq!(
         m.type_kind(element),
-        TypeKind::Base { name: "double".into(), size: 8, encoding: Encoding::Float }
+        TypeKind::Base {
+            name: "double".into(),
+            size: 8,
+            encoding: Encoding::Float
+        }
     );
     // const char *: a pointer to a const signed char.
     let TypeKind::Pointer { pointee: Some(p) } = m.type_kind(member(&packet, "label").ty) else {
         panic!()
     };
-    let TypeKind::Const(c) = m.type_kind(p) else { panic!() };
+    let TypeKind::Const(c) = m.type_kind(p) else {
+        panic!()
+    };
     assert_eq!(
         m.type_kind(c),
-        TypeKind::Base { name: "char".into(), size: 1, encoding: Encoding::SignedChar }
+        TypeKind::Base {
+            name: "char".into(),
+            size: 1,
+            encoding: Encoding::SignedChar
+        }
     );
     // A function pointer.
-    let TypeKind::Pointer { pointee: Some(fp) } = m.type_kind(member(&packet, "callback").ty) else {
+    let TypeKind::Pointer { pointee: Some(fp) } = m.type_kind(member(&packet, "callback").ty)
+    else {
         panic!()
     };
     assert_eq!(m.type_kind(fp), TypeKind::Function { name: None });
     // The typedef'd pointer.
     let pp = ty(&m, "PacketPtr");
-    let TypeKind::Typedef { name, target } = m.type_kind(pp) else { panic!() };
+    let TypeKind::Typedef { name, target } = m.type_kind(pp) else {
+        panic!()
+    };
     assert_eq!(name, "PacketPtr");
-    let TypeKind::Pointer { pointee: Some(s) } = m.type_kind(target) else { panic!() };
+    let TypeKind::Pointer { pointee: Some(s) } = m.type_kind(target) else {
+        panic!()
+    };
     assert_eq!(s, ty(&m, "struct packet"));
     assert_eq!(m.type_name(target), "struct packet *");
     assert_eq!(m.type_size(pp), Some(8));
     // The enum, against gdb's ptype.
     let out = run(Command::new("gdb")
-        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off", "-ex", "ptype enum level"])
+        .args([
+            "-batch",
+            "-nx",
+            "-iex",
+            "set debuginfod enabled off",
+            "-ex",
+            "ptype enum level",
+        ])
         .arg(&path));
     assert_eq!(out.trim(), "type = enum level {LOW = -1, MID = 5, HIGH}");
     assert_eq!(
@@ -1126,8 +1244,12 @@ fn c_types_kinds_and_names_match_gdb() {
         }
     );
     // The union.
-    let TypeKind::Struct { kind: StructKind::Union, size: 4, members, .. } =
-        m.type_kind(ty(&m, "union number"))
+    let TypeKind::Struct {
+        kind: StructKind::Union,
+        size: 4,
+        members,
+        ..
+    } = m.type_kind(ty(&m, "union number"))
     else {
         panic!()
     };
@@ -1135,7 +1257,11 @@ fn c_types_kinds_and_names_match_gdb() {
     // Base types by C spellings, void, and what does not exist.
     assert_eq!(
         m.type_kind(ty(&m, "unsigned long")),
-        TypeKind::Base { name: "long unsigned int".into(), size: 8, encoding: Encoding::Unsigned }
+        TypeKind::Base {
+            name: "long unsigned int".into(),
+            size: 8,
+            encoding: Encoding::Unsigned
+        }
     );
     assert_eq!(m.type_name(ty(&m, "int")), "int");
     assert_eq!(m.type_kind(ty(&m, "void")), TypeKind::Void);
@@ -1191,9 +1317,19 @@ fn a_local_declared_further_down_does_not_hide_a_global_yet() {
     // Before `int total = ...;` the name is the global (C scope; gdb would show the local).
     let first = FileAddr(line_sites(&m, "places.c", line_in(PLACES_C, "compute_first"))[0]);
     let v = m.variable(first, "total", bias).unwrap();
-    assert_eq!((v.kind, v.place), (VarKind::Global, Place::Memory(vec![Op::Const(total_global)])));
+    assert_eq!(
+        (v.kind, v.place),
+        (
+            VarKind::Global,
+            Place::Memory(vec![Op::Const(total_global)])
+        )
+    );
     // `variables_at` still lists the local, as gdb's info locals does.
-    assert!(m.variables_at(first, bias).iter().any(|v| v.name == "total" && v.kind == VarKind::Local));
+    assert!(
+        m.variables_at(first, bias)
+            .iter()
+            .any(|v| v.name == "total" && v.kind == VarKind::Local)
+    );
     // Without an outer variable of that name: not in scope, saying why.
     let err = m.variable(first, "num", bias).unwrap_err().to_string();
     assert!(err.contains("'num' is declared on line"), "{err}");
@@ -1207,11 +1343,17 @@ fn a_local_declared_further_down_does_not_hide_a_global_yet() {
     // Parameters are never hidden; neither are locals of inner blocks (their block starts at
     // the declaration).
     let inner = FileAddr(line_sites(&m, "places.c", line_in(PLACES_C, "compute_inner"))[0]);
-    assert_eq!(m.variable(inner, "acc", bias).unwrap().decl_line, Some(line_in(PLACES_C, "compute_first") + 2));
+    assert_eq!(
+        m.variable(inner, "acc", bias).unwrap().decl_line,
+        Some(line_in(PLACES_C, "compute_first") + 2)
+    );
     assert_eq!(m.variable(first, "n", bias).unwrap().kind, VarKind::Param);
     // Unknown names list what is in scope.
     let err = m.variable(inner, "nosuch", bias).unwrap_err().to_string();
-    assert!(err.contains("'nosuch' is not in scope at places.c:"), "{err}");
+    assert!(
+        err.contains("'nosuch' is not in scope at places.c:"),
+        "{err}"
+    );
     let names = m.names_in_scope(inner);
     for n in ["acc", "calls", "i", "p", "n", "file_static", "total"] {
         assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
@@ -1225,20 +1367,35 @@ fn cpp_classes_bases_templates_and_references() {
         let path = f.path(prog);
         let m = load(&path);
         let rect = m.type_kind(ty(&m, "geo::Rect"));
-        let TypeKind::Struct { kind, bases, size, .. } = &rect else { panic!("{rect:?}") };
+        let TypeKind::Struct {
+            kind, bases, size, ..
+        } = &rect
+        else {
+            panic!("{rect:?}")
+        };
         assert_eq!((*kind, *size), (StructKind::Class, 24), "{prog}");
         assert_eq!(bases.len(), 1);
-        assert_eq!((m.type_name(bases[0].0), bases[0].1), ("geo::Shape".to_string(), 0));
-        assert_eq!((member(&rect, "w").offset, member(&rect, "h").offset), (12, 16));
+        assert_eq!(
+            (m.type_name(bases[0].0), bases[0].1),
+            ("geo::Shape".to_string(), 0)
+        );
+        assert_eq!(
+            (member(&rect, "w").offset, member(&rect, "h").offset),
+            (12, 16)
+        );
         let shape = m.type_kind(bases[0].0);
-        let TypeKind::Struct { members, .. } = &shape else { panic!() };
+        let TypeKind::Struct { members, .. } = &shape else {
+            panic!()
+        };
         assert!(members[0].artificial, "{prog}: {:?}", members[0]);
         assert_eq!(members[0].name.as_deref(), Some("_vptr.Shape"));
         assert_eq!(member(&shape, "id").offset, 8);
 
         // Multiple inheritance: gdb says Base2 is 8 bytes into a Multi.
         let multi = m.type_kind(ty(&m, "Multi"));
-        let TypeKind::Struct { bases, .. } = &multi else { panic!() };
+        let TypeKind::Struct { bases, .. } = &multi else {
+            panic!()
+        };
         let bases: Vec<(String, u64)> = bases.iter().map(|(b, o)| (m.type_name(*b), *o)).collect();
         assert_eq!(bases, [("Base1".to_string(), 0), ("Base2".to_string(), 8)]);
         assert_eq!(member(&multi, "c").offset, 12);
@@ -1246,8 +1403,16 @@ fn cpp_classes_bases_templates_and_references() {
 
         // Templates.
         let b = ty(&m, "geo::Box<int>");
-        let TypeKind::Struct { template_args, .. } = m.type_kind(b) else { panic!() };
-        assert_eq!(template_args.iter().map(|t| m.type_name(*t)).collect::<Vec<_>>(), ["int"]);
+        let TypeKind::Struct { template_args, .. } = m.type_kind(b) else {
+            panic!()
+        };
+        assert_eq!(
+            template_args
+                .iter()
+                .map(|t| m.type_name(*t))
+                .collect::<Vec<_>>(),
+            ["int"]
+        );
         let v = ty(&m, "std::vector<int, std::allocator<int> >");
         assert_eq!(m.type_name(v), "std::vector<int, std::allocator<int> >");
         assert_eq!(m.type_size(v), Some(24));
@@ -1266,13 +1431,25 @@ fn cpp_classes_bases_templates_and_references() {
         // References and `this`.
         let pc = FileAddr(line_sites(&m, "places.cpp", line_in(PLACES_CPP, "sum_ret"))[0]);
         let v = m.variable(pc, "v", Bias(0)).unwrap();
-        let TypeKind::Reference { target, rvalue: false } = m.type_kind(v.ty) else { panic!() };
-        assert_eq!(peel(&m, target), ty(&m, "std::vector<int, std::allocator<int> >"));
+        let TypeKind::Reference {
+            target,
+            rvalue: false,
+        } = m.type_kind(v.ty)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            peel(&m, target),
+            ty(&m, "std::vector<int, std::allocator<int> >")
+        );
         let out = m.variable(pc, "out", Bias(0)).unwrap();
         assert_eq!(m.type_name(out.ty), "int &");
         let pc = FileAddr(line_sites(&m, "places.cpp", line_in(PLACES_CPP, "rect_area"))[0]);
         let this = m.variable(pc, "this", Bias(0)).unwrap();
-        assert_eq!((this.kind, m.type_name(this.ty)), (VarKind::Param, "const geo::Rect * const".to_string()));
+        assert_eq!(
+            (this.kind, m.type_name(this.ty)),
+            (VarKind::Param, "const geo::Rect * const".to_string())
+        );
     }
 }
 
@@ -1282,7 +1459,12 @@ fn rust_enums_describe_their_variants() {
     let m = load(&f.path("rs0"));
     let variants = |name: &str| {
         let t = ty(&m, name);
-        let TypeKind::Struct { variant: Some(info), members, .. } = m.type_kind(t) else {
+        let TypeKind::Struct {
+            variant: Some(info),
+            members,
+            ..
+        } = m.type_kind(t)
+        else {
             panic!("{name}: {:?}", m.type_kind(t))
         };
         assert!(members.is_empty(), "{name}: the variants hold the data");
@@ -1301,7 +1483,10 @@ fn rust_enums_describe_their_variants() {
     let some = m.type_kind(opt.variants[1].member.ty);
     assert_eq!(member(&some, "__0").offset, 4);
     assert_eq!(m.type_name(member(&some, "__0").ty), "u32");
-    assert_eq!(m.type_name(opt.variants[1].member.ty), "core::option::Option<u32>::Some");
+    assert_eq!(
+        m.type_name(opt.variants[1].member.ty),
+        "core::option::Option<u32>::Some"
+    );
 
     // Option<&u64>: niche-optimised, the pointer is the discriminant; Some is the default.
     let opt = variants("core::option::Option<&u64>");
@@ -1322,30 +1507,78 @@ fn rust_enums_describe_their_variants() {
 
     // A plain enum with data.
     let shape = variants("places::Shape");
-    let names: Vec<&str> = shape.variants.iter().map(|v| v.member.name.as_deref().unwrap()).collect();
+    let names: Vec<&str> = shape
+        .variants
+        .iter()
+        .map(|v| v.member.name.as_deref().unwrap())
+        .collect();
     assert_eq!(names, ["Circle", "Rect", "Empty"]);
     let values: Vec<Option<u64>> = shape.variants.iter().map(|v| v.discr_value).collect();
     assert_eq!(values, [Some(0), Some(1), Some(2)]);
     assert!(shape.discr.is_some());
     let rect = m.type_kind(shape.variants[1].member.ty);
     assert_eq!(
-        (m.type_name(member(&rect, "w").ty), m.type_name(member(&rect, "h").ty)),
+        (
+            m.type_name(member(&rect, "w").ty),
+            m.type_name(member(&rect, "h").ty)
+        ),
         ("u32".to_string(), "u32".to_string())
     );
     let circle = m.type_kind(shape.variants[0].member.ty);
     assert_eq!(
         m.type_kind(member(&circle, "__0").ty),
-        TypeKind::Base { name: "f64".into(), size: 8, encoding: Encoding::Float }
+        TypeKind::Base {
+            name: "f64".into(),
+            size: 8,
+            encoding: Encoding::Float
+        }
     );
 
     // Structs by path, a Rust reference parameter, and Rust's char.
     let holder = m.type_kind(ty(&m, "places::Holder"));
-    let TypeKind::Struct { name: Some(n), .. } = &holder else { panic!() };
+    let TypeKind::Struct { name: Some(n), .. } = &holder else {
+        panic!()
+    };
     assert_eq!(n, "places::Holder");
     let pc = m.resolve_function("show").unwrap()[0].addr;
     let h = m.variable(pc, "h", Bias(0)).unwrap();
-    assert_eq!((h.kind, m.type_name(h.ty)), (VarKind::Param, "&places::Holder".to_string()));
-    let TypeKind::Pointer { pointee: Some(p) } = m.type_kind(h.ty) else { panic!() };
+    assert_eq!(
+        (h.kind, m.type_name(h.ty)),
+        (VarKind::Param, "&places::Holder".to_string())
+    );
+    let TypeKind::Pointer { pointee: Some(p) } = m.type_kind(h.ty) else {
+        panic!()
+    };
     assert_eq!(p, ty(&m, "places::Holder"));
-    assert!(matches!(m.type_kind(ty(&m, "char")), TypeKind::Base { encoding: Encoding::Utf, size: 4, .. }));
+    assert!(matches!(
+        m.type_kind(ty(&m, "char")),
+        TypeKind::Base {
+            encoding: Encoding::Utf,
+            size: 4,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn block_scope_externs_are_globals_not_locals() {
+    let f = fixture();
+    for prog in ["c0", "c2"] {
+        let m = load(&f.path(prog));
+        let pc = FileAddr(line_sites(&m, "places.c", line_in(PLACES_C, "main_call"))[0]);
+        // gdb's info locals leaves it out (checked against gdb in the tests above).
+        assert!(
+            !m.variables_at(pc, Bias(0))
+                .iter()
+                .any(|v| v.name == "ext_total")
+        );
+        let v = m.variable(pc, "ext_total", Bias(0x1000)).unwrap();
+        let addr = m.symbol_addr("ext_total").unwrap().0 + 0x1000;
+        assert_eq!(
+            (v.kind, v.place),
+            (VarKind::Global, Place::Memory(vec![Op::Const(addr)])),
+            "{prog}"
+        );
+        assert_eq!(m.type_name(v.ty), "long int");
+    }
 }

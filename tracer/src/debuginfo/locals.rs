@@ -458,7 +458,10 @@ fn block_symbols(d: &DwarfData, tree: &ScopeTree, ui: usize, si: usize) -> Vec<S
                 tree.scopes
                     .iter()
                     .filter(|s| s.parent == Some(si))
-                    .map(|s| DieId { unit: ui, off: s.die }),
+                    .map(|s| DieId {
+                        unit: ui,
+                        off: s.die,
+                    }),
             );
         for child in children {
             if let Ok(e) = d.entry(child)
@@ -497,7 +500,12 @@ fn own_symbols(
     out: &mut Vec<DieId>,
     depth: usize,
 ) {
-    out.extend(tree.scopes[si].vars.iter().map(|&v| DieId { unit: ui, off: v }));
+    out.extend(
+        tree.scopes[si]
+            .vars
+            .iter()
+            .map(|&v| DieId { unit: ui, off: v }),
+    );
     if depth > 16 {
         return;
     }
@@ -507,7 +515,10 @@ fn own_symbols(
         }
         // No ranges: either no pc attributes at all (children belong to the parent) or
         // invalid ones (gdb drops the block and its variables).
-        let Ok(e) = d.entry(DieId { unit: ui, off: s.die }) else {
+        let Ok(e) = d.entry(DieId {
+            unit: ui,
+            off: s.die,
+        }) else {
             continue;
         };
         if e.has_attr(gimli::DW_AT_low_pc) || e.has_attr(gimli::DW_AT_ranges) {

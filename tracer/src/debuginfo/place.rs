@@ -167,12 +167,14 @@ impl Lower<'_> {
                         .dwarf
                         .resolve_ref(ui, &AttributeValue::DebugInfoRef(value))
                         .and_then(|id| self.dwarf.name_of(id))
-                        .unwrap_or_else(|| "a value without a location".to_string());
+                        .unwrap_or_else(|| "an unnamed value".to_string());
                     Ok(Place::Unavailable(format!(
                         "implicit pointer to {target} (the pointer was optimized away; the value it points to exists only in DWARF)"
                     )))
                 }
-                ref other => self.emit(ui, other, &mut code).map(|()| Place::OptimizedOut),
+                ref other => self
+                    .emit(ui, other, &mut code)
+                    .map(|()| Place::OptimizedOut),
             };
             match (step, op) {
                 (Ok(_), op) if !completes(op) => {}
@@ -203,7 +205,9 @@ impl Lower<'_> {
     fn emit(&self, ui: usize, op: &Operation<R>, code: &mut Vec<Op>) -> Result<(), Why> {
         let d = self.dwarf;
         match *op {
-            Operation::Address { address } => code.push(Op::Const(address.wrapping_add(self.bias.0))),
+            Operation::Address { address } => {
+                code.push(Op::Const(address.wrapping_add(self.bias.0)))
+            }
             Operation::AddressIndex { index } => {
                 let a = d
                     .dwarf
@@ -298,7 +302,9 @@ impl Lower<'_> {
                     return Err("a thread-local variable in a module without PT_TLS".into());
                 }
             },
-            Operation::EntryValue { ref expression } => code.push(self.entry_value(ui, expression)?),
+            Operation::EntryValue { ref expression } => {
+                code.push(self.entry_value(ui, expression)?)
+            }
             Operation::TypedLiteral {
                 base_type,
                 ref value,
@@ -324,7 +330,9 @@ impl Lower<'_> {
             Operation::Rot => return Err("DW_OP_rot is not supported".into()),
             Operation::Abs => return Err("DW_OP_abs is not supported".into()),
             Operation::Bra { .. } | Operation::Skip { .. } => {
-                return Err("DWARF expressions with branches (DW_OP_bra/skip) are not supported".into());
+                return Err(
+                    "DWARF expressions with branches (DW_OP_bra/skip) are not supported".into(),
+                );
             }
             Operation::PushObjectAddress => {
                 return Err("DW_OP_push_object_address is not supported".into());
@@ -393,11 +401,7 @@ impl Lower<'_> {
     /// function's first instruction that is the register itself; elsewhere it would need the
     /// caller's call-site parameters (not yet).
     fn entry_value(&self, ui: usize, expression: &R) -> Result<Op, Why> {
-        let inner = parse(
-            self.dwarf,
-            ui,
-            gimli::Expression(expression.clone()),
-        )?;
+        let inner = parse(self.dwarf, ui, gimli::Expression(expression.clone()))?;
         let what = match inner.as_slice() {
             [Operation::Register { register }] => {
                 let r = reg(register.0)?;
@@ -444,16 +448,20 @@ impl Lower<'_> {
         let bits = (size * 8) as u8;
         match encoding {
             _ if size > 8 => Err(format!("a {size}-byte typed DWARF value")),
-            gimli::DW_ATE_signed | gimli::DW_ATE_signed_char => {
-                Ok(if bits < 64 { vec![Op::SExt(bits)] } else { Vec::new() })
-            }
+            gimli::DW_ATE_signed | gimli::DW_ATE_signed_char => Ok(if bits < 64 {
+                vec![Op::SExt(bits)]
+            } else {
+                Vec::new()
+            }),
             gimli::DW_ATE_unsigned
             | gimli::DW_ATE_unsigned_char
             | gimli::DW_ATE_boolean
             | gimli::DW_ATE_UTF
-            | gimli::DW_ATE_address => {
-                Ok(if bits < 64 { vec![Op::ZExt(bits)] } else { Vec::new() })
-            }
+            | gimli::DW_ATE_address => Ok(if bits < 64 {
+                vec![Op::ZExt(bits)]
+            } else {
+                Vec::new()
+            }),
             gimli::DW_ATE_float if keep_bits => Ok(Vec::new()),
             other => Err(format!("a DWARF conversion to {other} values")),
         }
@@ -555,7 +563,12 @@ pub(crate) fn pick_location(
 }
 
 /// `DW_AT_const_value` as little-endian bytes, resized to `size` when known.
-pub(crate) fn const_value(d: &DwarfData, ui: usize, v: AttributeValue<R>, size: Option<u64>) -> Place {
+pub(crate) fn const_value(
+    d: &DwarfData,
+    ui: usize,
+    v: AttributeValue<R>,
+    size: Option<u64>,
+) -> Place {
     let mut bytes = match v {
         AttributeValue::Block(b) => match b.to_slice() {
             Ok(b) => b.into_owned(),
@@ -589,7 +602,10 @@ mod tests {
     fn constants_fold_into_the_last_add() {
         let mut code = vec![Op::Reg(Reg::Rbp), Op::Const(16), Op::Add];
         add_const(&mut code, (-20i64) as u64);
-        assert_eq!(code, [Op::Reg(Reg::Rbp), Op::Const((-4i64) as u64), Op::Add]);
+        assert_eq!(
+            code,
+            [Op::Reg(Reg::Rbp), Op::Const((-4i64) as u64), Op::Add]
+        );
         add_const(&mut code, 4);
         assert_eq!(code, [Op::Reg(Reg::Rbp)]);
         add_const(&mut code, 0);
@@ -601,8 +617,19 @@ mod tests {
 
     #[test]
     fn the_executables_tls_block_sits_below_the_thread_pointer() {
-        assert_eq!(Tls::new(Some((0x3df0, 0x14, 8)), true), Tls::Static { offset: 0x18 });
-        assert_eq!(Tls::new(Some((0x3df0, 0x40, 64)), true), Tls::Static { offset: 0x40 });
+        assert_eq!(
+            Tls::new(Some((0x3df0, 0x14, 8)), true),
+            Tls::Static { offset: 0x18 }
+        );
+        assert_eq!(
+            Tls::new(Some((0x3dc0, 0x40, 64)), true),
+            Tls::Static { offset: 0x40 }
+        );
+        // A block starting off its alignment keeps that misalignment below fs_base.
+        assert_eq!(
+            Tls::new(Some((0x3df0, 0x40, 64)), true),
+            Tls::Static { offset: 0x50 }
+        );
         assert_eq!(Tls::new(Some((0x3df0, 4, 4)), false), Tls::Dynamic);
         assert_eq!(Tls::new(None, true), Tls::None);
     }

@@ -121,19 +121,32 @@ pub enum TypeKind {
     Void,
     /// An integer, character, boolean or floating-point type.
     Base {
+        /// As DWARF names it (`int`, `long unsigned int`, `u32`).
         name: String,
+        /// In bytes.
         size: u64,
+        /// How its bits are read.
         encoding: Encoding,
     },
-    /// A pointer; `pointee` None is `void *`.
-    Pointer { pointee: Option<TypeRef> },
-    /// A C++ reference (`&`, or `&&` when `rvalue`).
-    Reference { target: TypeRef, rvalue: bool },
+    /// A pointer.
+    Pointer {
+        /// What it points to; None for `void *`.
+        pointee: Option<TypeRef>,
+    },
+    /// A C++ reference (8 bytes holding the referent's address).
+    Reference {
+        /// The referenced type.
+        target: TypeRef,
+        /// True for `&&`.
+        rvalue: bool,
+    },
     /// A struct, class or union (Rust structs, tuples and enums with data too).
     Struct {
-        /// None for an anonymous aggregate.
+        /// Qualified in C++ and Rust (`geo::Rect`); None for an anonymous aggregate.
         name: Option<String>,
+        /// In bytes.
         size: u64,
+        /// struct, class or union.
         kind: StructKind,
         /// Data members in declaration order (static members excluded).
         members: Vec<Member>,
@@ -147,27 +160,47 @@ pub enum TypeKind {
     },
     /// An array; `dims` from outermost, each None when unknown (VLAs, flexible members).
     Array {
+        /// The innermost element type (`double` for `double [3][4]`).
         element: TypeRef,
+        /// Element counts, outermost dimension first.
         dims: Vec<Option<u64>>,
     },
-    /// An enumeration with its enumerators (value, name).
+    /// An enumeration.
     Enum {
+        /// Qualified in C++ and Rust; None for an anonymous enum.
         name: Option<String>,
+        /// In bytes.
         size: u64,
+        /// True if values are read sign-extended (from the underlying type, else from
+        /// whether any enumerator is negative).
         signed: bool,
+        /// (value, name) in declaration order.
         enumerators: Vec<(i64, String)>,
     },
-    /// A typedef (qualified name in C++ and Rust).
-    Typedef { name: String, target: TypeRef },
+    /// A typedef.
+    Typedef {
+        /// Qualified in C++ and Rust.
+        name: String,
+        /// The type it names.
+        target: TypeRef,
+    },
     /// `const T`.
     Const(TypeRef),
     /// `volatile T`.
     Volatile(TypeRef),
     /// A function type (the target of a function pointer).
-    Function { name: Option<String> },
+    Function {
+        /// The function's name for a `DW_TAG_subprogram`; None for a function type.
+        name: Option<String>,
+    },
     /// A type this layer does not describe (complex numbers, pointers to members, a struct
-    /// the module only declares): its name and size (0 when unknown).
-    Unknown { name: String, size: u64 },
+    /// the module only declares).
+    Unknown {
+        /// Its name as `type_name` spells it.
+        name: String,
+        /// In bytes, 0 when unknown.
+        size: u64,
+    },
 }
 
 /// Qualified-name information of one unit's types.
@@ -257,7 +290,10 @@ impl UnitTypes {
                     prefix = p.clone();
                 }
                 if name.is_none() {
-                    name = d.name_of(DieId { unit: ui, off: spec });
+                    name = d.name_of(DieId {
+                        unit: ui,
+                        off: spec,
+                    });
                 }
             }
             if !prefix.is_empty() {
@@ -305,10 +341,13 @@ fn index(d: &DwarfData) -> &TypeIndex {
         let mut by_name: HashMap<String, Vec<(DieId, bool)>> = HashMap::new();
         for ui in 0..d.units.len() {
             for (key, off, local) in &unit_types(d, ui).names {
-                by_name
-                    .entry(key.clone())
-                    .or_default()
-                    .push((DieId { unit: ui, off: *off }, *local));
+                by_name.entry(key.clone()).or_default().push((
+                    DieId {
+                        unit: ui,
+                        off: *off,
+                    },
+                    *local,
+                ));
             }
         }
         TypeIndex {
@@ -375,7 +414,11 @@ fn qualified_name(d: &DwarfData, id: DieId) -> Option<String> {
 
 /// The full definition of declaration `id` (`struct node;`): through `DW_AT_signature`
 /// (type units), else by name, preferring the declaring unit.
-fn definition_of(d: &DwarfData, id: DieId, e: &gimli::DebuggingInformationEntry<R>) -> Option<DieId> {
+fn definition_of(
+    d: &DwarfData,
+    id: DieId,
+    e: &gimli::DebuggingInformationEntry<R>,
+) -> Option<DieId> {
     if let Some(def) = e
         .attr_value(gimli::DW_AT_signature)
         .and_then(|v| d.resolve_ref(id.unit, &v))
@@ -390,12 +433,7 @@ fn definition_of(d: &DwarfData, id: DieId, e: &gimli::DebuggingInformationEntry<
     let defs = index(d).by_name.get(&key)?;
     let same_kind = |def: &DieId| {
         d.entry(*def).is_ok_and(|de| {
-            let agg = |t| {
-                matches!(
-                    t,
-                    gimli::DW_TAG_structure_type | gimli::DW_TAG_class_type
-                )
-            };
+            let agg = |t| matches!(t, gimli::DW_TAG_structure_type | gimli::DW_TAG_class_type);
             de.tag() == e.tag() || (agg(de.tag()) && agg(e.tag()))
         })
     };
@@ -458,9 +496,10 @@ fn member_location(d: &DwarfData, ui: usize, v: Option<AttributeValue<R>>) -> Op
             match ops.as_slice() {
                 [gimli::Operation::PlusConstant { value }]
                 | [gimli::Operation::UnsignedConstant { value }] => Some(*value),
-                [gimli::Operation::UnsignedConstant { value }, gimli::Operation::Plus] => {
-                    Some(*value)
-                }
+                [
+                    gimli::Operation::UnsignedConstant { value },
+                    gimli::Operation::Plus,
+                ] => Some(*value),
                 _ => None,
             }
         }
@@ -653,12 +692,10 @@ pub(crate) fn type_kind(d: &DwarfData, t: TypeRef) -> TypeKind {
         gimli::DW_TAG_pointer_type => TypeKind::Pointer {
             pointee: target(d, id, &e).map(|p| tref(d, Some(p))),
         },
-        gimli::DW_TAG_reference_type | gimli::DW_TAG_rvalue_reference_type => {
-            TypeKind::Reference {
-                target: next(),
-                rvalue: e.tag() == gimli::DW_TAG_rvalue_reference_type,
-            }
-        }
+        gimli::DW_TAG_reference_type | gimli::DW_TAG_rvalue_reference_type => TypeKind::Reference {
+            target: next(),
+            rvalue: e.tag() == gimli::DW_TAG_rvalue_reference_type,
+        },
         gimli::DW_TAG_const_type => TypeKind::Const(next()),
         gimli::DW_TAG_volatile_type => TypeKind::Volatile(next()),
         gimli::DW_TAG_restrict_type
@@ -843,10 +880,12 @@ pub(crate) fn find_type(d: &DwarfData, name: &str) -> Option<TypeRef> {
 /// `long unsigned int`, `short` → `short int`, `signed` → `int`).
 fn gcc_spelling(name: &str) -> Option<String> {
     let words: Vec<&str> = name.split(' ').collect();
-    if words
-        .iter()
-        .any(|w| !matches!(*w, "signed" | "unsigned" | "short" | "long" | "int" | "char"))
-    {
+    if words.iter().any(|w| {
+        !matches!(
+            *w,
+            "signed" | "unsigned" | "short" | "long" | "int" | "char"
+        )
+    }) {
         return None;
     }
     let unsigned = words.contains(&"unsigned");
@@ -1034,11 +1073,17 @@ mod tests {
 
     #[test]
     fn c_integer_spellings_normalise_to_gccs() {
-        assert_eq!(gcc_spelling("unsigned long").as_deref(), Some("long unsigned int"));
+        assert_eq!(
+            gcc_spelling("unsigned long").as_deref(),
+            Some("long unsigned int")
+        );
         assert_eq!(gcc_spelling("long").as_deref(), Some("long int"));
         assert_eq!(gcc_spelling("unsigned").as_deref(), Some("unsigned int"));
         assert_eq!(gcc_spelling("short").as_deref(), Some("short int"));
-        assert_eq!(gcc_spelling("long long unsigned").as_deref(), Some("long long unsigned int"));
+        assert_eq!(
+            gcc_spelling("long long unsigned").as_deref(),
+            Some("long long unsigned int")
+        );
         assert_eq!(gcc_spelling("signed char").as_deref(), Some("signed char"));
         assert_eq!(gcc_spelling("size_t"), None);
     }

@@ -452,19 +452,7 @@ fn pick_location(
     list: AttributeValue<R>,
     pc: u64,
 ) -> Result<Option<gimli::Expression<R>>, SymbolError> {
-    let Some(mut entries) = d
-        .dwarf
-        .attr_locations(d.unit(ui), list)
-        .map_err(|e| d.error(e))?
-    else {
-        return Ok(None);
-    };
-    while let Some(entry) = entries.next().map_err(|e| d.error(e))? {
-        if entry.range.begin <= pc && pc < entry.range.end {
-            return Ok(Some(entry.data));
-        }
-    }
-    Ok(None)
+    super::place::pick_location(d, ui, list, pc).map_err(|e| d.error(e))
 }
 
 /// `DW_AT_const_value` as little-endian bytes of the type's size.
