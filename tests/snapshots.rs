@@ -36,9 +36,16 @@ fn gdb_plain(v: &str) -> String {
     for prefix_end in [") = ", " = {"] {
         if let Some(i) = v.find(prefix_end) {
             let head = &v[..i];
-            if head.starts_with("Vec(size=") || head.starts_with("&[") || head.starts_with("std::vector of length") {
+            if head.starts_with("Vec(size=")
+                || head.starts_with("&[")
+                || head.starts_with("std::vector of length")
+            {
                 let rest = &v[i + prefix_end.len()..];
-                return if prefix_end == " = {" { format!("{{{rest}") } else { rest.to_string() };
+                return if prefix_end == " = {" {
+                    format!("{{{rest}")
+                } else {
+                    rest.to_string()
+                };
             }
         }
     }
@@ -58,23 +65,33 @@ fn parse_tree(lines: &[String]) -> Vec<ScryFrame> {
         let t = l.trim_start();
         if let Some(rest) = t.strip_prefix('#') {
             let function = rest.split_whitespace().nth(1).unwrap_or("").to_string();
-            frames.push(ScryFrame { function, vars: Vec::new() });
+            frames.push(ScryFrame {
+                function,
+                vars: Vec::new(),
+            });
         } else if t == "args:" || t == "locals:" {
             section = t.trim_end_matches(':').to_string();
         } else if t.starts_with("stack:") || t.starts_with("watches:") {
             section.clear();
-        } else if let (Some(f), false) = (frames.last_mut(), section.is_empty()) {
-            if let Some((name, rest)) = t.split_once(" = (") {
-                // "name = (type) value"
-                let value = rest.split_once(") ").map(|(_, v)| v).unwrap_or("");
-                f.vars.push((section.clone(), name.to_string(), value.to_string()));
-            }
+        } else if let (Some(f), false) = (frames.last_mut(), section.is_empty())
+            && let Some((name, rest)) = t.split_once(" = (")
+        {
+            // "name = (type) value"
+            let value = rest.split_once(") ").map(|(_, v)| v).unwrap_or("");
+            f.vars
+                .push((section.clone(), name.to_string(), value.to_string()));
         }
     }
     frames
 }
 
-fn compare_with_gdb(bin: &str, source: &str, marker: &str, hit: u32, args: &[&str]) -> (usize, usize, usize) {
+fn compare_with_gdb(
+    bin: &str,
+    source: &str,
+    marker: &str,
+    hit: u32,
+    args: &[&str],
+) -> (usize, usize, usize) {
     require_ptrace();
     let loc = probe_location(source, marker);
     let gdb = gdb_frame_values(&testbin(bin), args, &loc, hit);
@@ -82,12 +99,30 @@ fn compare_with_gdb(bin: &str, source: &str, marker: &str, hit: u32, args: &[&st
     full_args.push("--wait-stdin");
     let mut target = Target::spawn(bin, &full_args);
     let cond = format!("$hits == {hit}");
-    let mut scry = Scry::start(&["attach", "--pid", &target.pid().to_string(), "--snapshot", &loc, "--if", &cond]);
+    let mut scry = Scry::start(&[
+        "attach",
+        "--pid",
+        &target.pid().to_string(),
+        "--snapshot",
+        &loc,
+        "--if",
+        &cond,
+    ]);
     scry.wait_stderr("printing hits", Duration::from_secs(30));
     target.send_stdin(b'g');
-    assert_eq!(scry.wait(Duration::from_secs(60)).code(), Some(0), "{:?}", scry.stderr());
+    assert_eq!(
+        scry.wait(Duration::from_secs(60)).code(),
+        Some(0),
+        "{:?}",
+        scry.stderr()
+    );
     let tree = parse_tree(&scry.stdout());
-    assert!(!tree.is_empty(), "no snapshot: {:?} {:?}", scry.stdout(), scry.stderr());
+    assert!(
+        !tree.is_empty(),
+        "no snapshot: {:?} {:?}",
+        scry.stdout(),
+        scry.stderr()
+    );
     // The frames: scry's function names start like gdb's backtrace.
     let n = gdb.frames.len().min(tree.len()).min(2);
     let ours: Vec<&str> = tree.iter().take(n).map(|f| f.function.as_str()).collect();
@@ -95,8 +130,18 @@ fn compare_with_gdb(bin: &str, source: &str, marker: &str, hit: u32, args: &[&st
     assert_eq!(ours, theirs, "frames differ");
     // The top frame's variables: same names, in the same order, and the same values.
     let top = &tree[0];
-    let our_args: Vec<&str> = top.vars.iter().filter(|v| v.0 == "args").map(|v| v.1.as_str()).collect();
-    let our_locals: Vec<&str> = top.vars.iter().filter(|v| v.0 == "locals").map(|v| v.1.as_str()).collect();
+    let our_args: Vec<&str> = top
+        .vars
+        .iter()
+        .filter(|v| v.0 == "args")
+        .map(|v| v.1.as_str())
+        .collect();
+    let our_locals: Vec<&str> = top
+        .vars
+        .iter()
+        .filter(|v| v.0 == "locals")
+        .map(|v| v.1.as_str())
+        .collect();
     assert_eq!(our_args, gdb.arg_names(), "argument names differ");
     assert_eq!(our_locals, gdb.local_names(), "local names differ");
     let mut agree = 0;
@@ -105,16 +150,30 @@ fn compare_with_gdb(bin: &str, source: &str, marker: &str, hit: u32, args: &[&st
     let mut wrong = 0;
     let mut table = String::new();
     for (section, name, value) in &top.vars {
-        let theirs = if section == "args" { gdb.arg(name) } else { gdb.local(name) }.unwrap_or("<missing>");
+        let theirs = if section == "args" {
+            gdb.arg(name)
+        } else {
+            gdb.local(name)
+        }
+        .unwrap_or("<missing>");
         let ok = scry_as_gdb(value) == gdb_plain(theirs);
         total += 1;
         agree += ok as usize;
         let ours_is_status = value.starts_with('<');
-        let theirs_is_status = theirs.starts_with('<') || theirs.contains("<optimized out>") || theirs.contains("internal-error");
+        let theirs_is_status = theirs.starts_with('<')
+            || theirs.contains("<optimized out>")
+            || theirs.contains("internal-error");
         if !ok && !ours_is_status && !theirs_is_status {
             wrong += 1;
         }
-        table.push_str(&format!("  {:<5} {:<10} scry {:<40} gdb {:<40} {}\n", section, name, value, theirs, if ok { "ok" } else { "DIFFERS" }));
+        table.push_str(&format!(
+            "  {:<5} {:<10} scry {:<40} gdb {:<40} {}\n",
+            section,
+            name,
+            value,
+            theirs,
+            if ok { "ok" } else { "DIFFERS" }
+        ));
     }
     eprintln!("{bin} {source}:{marker} hit {hit}: {agree}/{total} values agree with gdb\n{table}");
     target.kill();
@@ -123,7 +182,13 @@ fn compare_with_gdb(bin: &str, source: &str, marker: &str, hit: u32, args: &[&st
 
 #[test]
 fn c_snapshot_at_o0_agrees_with_gdb() {
-    let (agree, total, _) = compare_with_gdb("loop-O0", "loop.c", "process_order_body", 5, &["--iterations", "10", "--interval-us", "1000"]);
+    let (agree, total, _) = compare_with_gdb(
+        "loop-O0",
+        "loop.c",
+        "process_order_body",
+        5,
+        &["--iterations", "10", "--interval-us", "1000"],
+    );
     assert!(total >= 5);
     assert_eq!(agree, total, "at -O0 every value must agree with gdb");
 }
@@ -131,21 +196,64 @@ fn c_snapshot_at_o0_agrees_with_gdb() {
 #[test]
 fn snapshot_json_has_frames_values_and_watches() {
     require_ptrace();
-    let mut target = Target::spawn("loop-O0", &["--iterations", "10", "--interval-us", "1000", "--wait-stdin"]);
+    let mut target = Target::spawn(
+        "loop-O0",
+        &[
+            "--iterations",
+            "10",
+            "--interval-us",
+            "1000",
+            "--wait-stdin",
+        ],
+    );
     let loc = probe_location("loop.c", "process_order_body");
     let mut scry = Scry::start(&[
-        "attach", "--pid", &target.pid().to_string(), "--json", "--snapshot", &loc, "--if", "$hits == 3", "--watch", "o->qty * 2", "--watch",
-        "*o", "--watch", "o->nosuch_is_an_error",
+        "attach",
+        "--pid",
+        &target.pid().to_string(),
+        "--json",
+        "--snapshot",
+        &loc,
+        "--if",
+        "$hits == 3",
+        "--watch",
+        "o->qty * 2",
+        "--watch",
+        "*o",
+        "--watch",
+        "o->nosuch_is_an_error",
     ]);
     // A watch that does not type-check is refused when the probe is set.
     assert_ne!(scry.wait(Duration::from_secs(20)).code(), Some(0));
-    assert!(scry.stderr().join("\n").contains("no member 'nosuch_is_an_error'"), "{:?}", scry.stderr());
+    assert!(
+        scry.stderr()
+            .join("\n")
+            .contains("no member 'nosuch_is_an_error'"),
+        "{:?}",
+        scry.stderr()
+    );
     let mut scry = Scry::start(&[
-        "attach", "--pid", &target.pid().to_string(), "--json", "--snapshot", &loc, "--if", "$hits == 3", "--watch", "o->qty * 2", "--watch", "*o",
+        "attach",
+        "--pid",
+        &target.pid().to_string(),
+        "--json",
+        "--snapshot",
+        &loc,
+        "--if",
+        "$hits == 3",
+        "--watch",
+        "o->qty * 2",
+        "--watch",
+        "*o",
     ]);
     scry.wait_stderr("printing hits", Duration::from_secs(20));
     target.send_stdin(b'g');
-    assert_eq!(scry.wait(Duration::from_secs(30)).code(), Some(0), "{:?}", scry.stderr());
+    assert_eq!(
+        scry.wait(Duration::from_secs(30)).code(),
+        Some(0),
+        "{:?}",
+        scry.stderr()
+    );
     let snaps = scry.json();
     assert_eq!(snaps.len(), 1, "one snapshot by default");
     let s = &snaps[0];
@@ -154,12 +262,25 @@ fn snapshot_json_has_frames_values_and_watches() {
     let f0 = &s["frames"][0];
     assert_eq!(f0["function"], "process_order");
     assert!(f0["file"].as_str().unwrap().ends_with("loop.c"));
-    let seq = f0["locals"].as_array().unwrap().iter().find(|v| v["name"] == "seq").unwrap();
+    let seq = f0["locals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "seq")
+        .unwrap();
     assert_eq!(seq["value"], 2, "the third call has seq 2: {f0}");
-    let qty = s["frames"][0]["args"][0]["value"]["target"]["qty"].as_i64().unwrap();
+    let qty = s["frames"][0]["args"][0]["value"]["target"]["qty"]
+        .as_i64()
+        .unwrap();
     assert_eq!(s["watches"][0]["value"], qty * 2);
     assert_eq!(s["watches"][1]["value"]["qty"], qty);
-    assert!(s["frames"].as_array().unwrap().iter().any(|f| f["function"] == "main"));
+    assert!(
+        s["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["function"] == "main")
+    );
     assert!(s["bytes_read"].as_u64().unwrap() > 0);
 }
 
@@ -202,8 +323,15 @@ fn site_args(prog: &str) -> &'static [&'static str] {
 #[test]
 fn oracle_agreement_with_gdb() {
     const COMPLETE: &[&str] = &[
-        "process_order_body", "step_body", "tick_body", "helper_body", "price_order_body", "describe_body", "open_int_box_body",
-        "open_text_box_body", "text_body",
+        "process_order_body",
+        "step_body",
+        "tick_body",
+        "helper_body",
+        "price_order_body",
+        "describe_body",
+        "open_int_box_body",
+        "open_text_box_body",
+        "text_body",
     ];
     let mut summary = String::new();
     let mut failures = Vec::new();
@@ -211,9 +339,13 @@ fn oracle_agreement_with_gdb() {
     for (prog, src, marker) in SITES {
         for opt in ["O0", "O2"] {
             let bin = format!("{prog}-{opt}");
-            let got = std::panic::catch_unwind(|| compare_with_gdb(&bin, src, marker, 3, site_args(prog)));
+            let got = std::panic::catch_unwind(|| {
+                compare_with_gdb(&bin, src, marker, 3, site_args(prog))
+            });
             let Ok((agree, total, wrong)) = got else {
-                summary.push_str(&format!("  {bin:<12} {marker:<20} (gdb or scry could not stop there)\n"));
+                summary.push_str(&format!(
+                    "  {bin:<12} {marker:<20} (gdb or scry could not stop there)\n"
+                ));
                 if COMPLETE.contains(marker) {
                     failures.push(format!("{bin} {marker}: no comparison"));
                 }
@@ -222,7 +354,9 @@ fn oracle_agreement_with_gdb() {
             sites += 1;
             all_agree += agree;
             all_total += total;
-            summary.push_str(&format!("  {bin:<12} {marker:<20} {agree:>2}/{total:<2} agree, {wrong} wrong\n"));
+            summary.push_str(&format!(
+                "  {bin:<12} {marker:<20} {agree:>2}/{total:<2} agree, {wrong} wrong\n"
+            ));
             if COMPLETE.contains(marker) && opt == "O0" && agree != total {
                 failures.push(format!("{bin} {marker}: {agree}/{total} at -O0"));
             }
@@ -231,7 +365,9 @@ fn oracle_agreement_with_gdb() {
             }
         }
     }
-    eprintln!("value oracle, {sites} sites: {all_agree}/{all_total} values agree with gdb\n{summary}");
+    eprintln!(
+        "value oracle, {sites} sites: {all_agree}/{all_total} values agree with gdb\n{summary}"
+    );
     assert!(sites >= 30, "only {sites} sites compared");
     assert!(failures.is_empty(), "{failures:#?}");
 }
@@ -243,7 +379,9 @@ fn explore() {
     for (prog, src, marker) in SITES {
         for opt in ["O0", "O2"] {
             let bin = format!("{prog}-{opt}");
-            let _ = std::panic::catch_unwind(|| compare_with_gdb(&bin, src, marker, 3, site_args(prog)));
+            let _ = std::panic::catch_unwind(|| {
+                compare_with_gdb(&bin, src, marker, 3, site_args(prog))
+            });
         }
     }
 }

@@ -65,10 +65,14 @@ macro_rules! note {
 
 pub fn run(args: AttachArgs) -> Result<ExitCode> {
     if args.log.is_empty() && args.snapshot.is_empty() {
-        bail!("nothing to do: add --log LOC TEMPLATE (e.g. --log orders.c:42 'order {{id}}') or --snapshot LOC");
+        bail!(
+            "nothing to do: add --log LOC TEMPLATE (e.g. --log orders.c:42 'order {{id}}') or --snapshot LOC"
+        );
     }
     if !args.watch.is_empty() && args.snapshot.is_empty() {
-        bail!("--watch belongs to snapshots: add --snapshot LOC (for log lines, put the expression in the template)");
+        bail!(
+            "--watch belongs to snapshots: add --snapshot LOC (for log lines, put the expression in the template)"
+        );
     }
     if args.pid.is_none() && args.program.is_empty() {
         bail!("say which process: --pid PID, or start one with `-- PROGRAM ARGS`");
@@ -122,7 +126,10 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
             // A snapshot is one hit unless asked otherwise.
             max_hits: Some(args.max_hits.unwrap_or(1)),
             condition: args.condition.clone(),
-            snapshot: Some(SnapshotSpec { watches: args.watch.clone(), ..Default::default() }),
+            snapshot: Some(SnapshotSpec {
+                watches: args.watch.clone(),
+                ..Default::default()
+            }),
         });
     }
     for spec in specs {
@@ -249,7 +256,11 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
             Ok(Event::Snapshot(rec)) => {
                 hits += 1;
                 let loc = locations.get(&rec.probe).map(String::as_str).unwrap_or("");
-                let text = if args.json { output::snapshot_json(&rec, loc).to_string() } else { output::snapshot_human(&rec, loc) };
+                let text = if args.json {
+                    output::snapshot_json(&rec, loc).to_string()
+                } else {
+                    output::snapshot_human(&rec, loc)
+                };
                 let mut out = stdout.lock();
                 if writeln!(out, "{}", text.trim_end()).is_err() {
                     ended_by = "stdout closed".into();
@@ -284,10 +295,22 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                 break;
             }
             Ok(Event::Warning(w)) => note!("warning: {w}"),
-            Ok(Event::ConditionError { probe, tid, fault, suppressed }) => {
+            Ok(Event::ConditionError {
+                probe,
+                tid,
+                fault,
+                suppressed,
+            }) => {
                 let loc = locations.get(&probe).cloned().unwrap_or_default();
-                let more = if suppressed > 0 { format!(" ({suppressed} more since the last report)") } else { String::new() };
-                note!("probe {probe} at {loc}: the condition could not be evaluated on thread {tid}: {}{more}; that hit is not reported (this message repeats at most once a minute)", describe_fault(&fault));
+                let more = if suppressed > 0 {
+                    format!(" ({suppressed} more since the last report)")
+                } else {
+                    String::new()
+                };
+                note!(
+                    "probe {probe} at {loc}: the condition could not be evaluated on thread {tid}: {}{more}; that hit is not reported (this message repeats at most once a minute)",
+                    describe_fault(&fault)
+                );
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -353,7 +376,9 @@ fn short(file: &str, line: u32) -> String {
 fn describe_fault(f: &scry_tracer::vm::Fault) -> String {
     use scry_tracer::vm::Fault;
     match f {
-        Fault::Unreadable(addr) => format!("memory at {addr:#x} is unreadable (a null or wild pointer?)"),
+        Fault::Unreadable(addr) => {
+            format!("memory at {addr:#x} is unreadable (a null or wild pointer?)")
+        }
         Fault::DivByZero => "division by zero".into(),
         Fault::OptimizedOut => "a value it uses is optimized out at this location".into(),
         Fault::Unavailable(why) => format!("a value it uses is unavailable: {why}"),

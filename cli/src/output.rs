@@ -131,43 +131,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn utc_times_are_iso8601() {
-        let t = UNIX_EPOCH + Duration::from_micros(1_795_435_201_123_456);
-        assert_eq!(utc_time(t), "2026-11-23T12:00:01.123456Z");
-        assert_eq!(utc_time(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
-    }
-
-    #[test]
-    fn values_become_json() {
-        assert_eq!(value_json(&Value::Int(-3)), json!(-3));
-        let s = Value::Pointer {
-            addr: 0x10,
-            string: Some(Box::new(Value::Str {
-                text: "bob".into(),
-                truncated: false,
-            })),
-        };
-        assert_eq!(value_json(&s), json!("bob"));
-        assert_eq!(
-            value_json(&Value::OptimizedOut),
-            json!({"status": "optimized_out"})
-        );
-        assert_eq!(
-            value_json(&Value::Enum {
-                value: 1,
-                name: Some("PAID".into())
-            }),
-            json!("PAID")
-        );
-    }
-}
-
 use scry_tracer::engine::SnapshotRecord;
 use scry_tracer::snapshot::{Node, Status, Var};
 
@@ -183,7 +146,12 @@ pub fn node_text(n: &Node) -> String {
             _ => c.to_string(),
         },
         Node::Enum { value, name } => name.clone().unwrap_or_else(|| value.to_string()),
-        Node::Pointer { addr, target, string, symbol } => {
+        Node::Pointer {
+            addr,
+            target,
+            string,
+            symbol,
+        } => {
             let mut s = format!("{addr:#x}");
             if let Some(sym) = symbol {
                 s.push_str(&format!(" <{sym}>"));
@@ -199,7 +167,10 @@ pub fn node_text(n: &Node) -> String {
         Node::Str { text, truncated } => format!("{text:?}{}", if *truncated { "..." } else { "" }),
         Node::Ref { addr, target } => format!("@{addr:#x}: {}", node_text(target)),
         Node::Struct(fields) => {
-            let inner: Vec<String> = fields.iter().map(|(k, v)| format!("{k} = {}", node_text(v))).collect();
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", node_text(v)))
+                .collect();
             format!("{{{}}}", inner.join(", "))
         }
         Node::Array { items, len } => {
@@ -249,7 +220,12 @@ pub fn node_json(n: &Node) -> Json {
             Some(n) => json!(n),
             None => json!(value),
         },
-        Node::Pointer { addr, target, string, symbol } => {
+        Node::Pointer {
+            addr,
+            target,
+            string,
+            symbol,
+        } => {
             let mut m = Map::new();
             m.insert("addr".into(), json!(format!("{addr:#x}")));
             if let Some((text, truncated)) = string {
@@ -267,9 +243,15 @@ pub fn node_json(n: &Node) -> Json {
             Json::Object(m)
         }
         Node::Str { text, truncated } => {
-            if *truncated { json!({"string": text, "truncated": true}) } else { json!(text) }
+            if *truncated {
+                json!({"string": text, "truncated": true})
+            } else {
+                json!(text)
+            }
         }
-        Node::Ref { addr, target } => json!({"ref": format!("{addr:#x}"), "target": node_json(target)}),
+        Node::Ref { addr, target } => {
+            json!({"ref": format!("{addr:#x}"), "target": node_json(target)})
+        }
         Node::Struct(fields) => {
             let mut m = Map::new();
             for (k, v) in fields {
@@ -280,7 +262,9 @@ pub fn node_json(n: &Node) -> Json {
         Node::Array { items, len } => {
             let items: Vec<Json> = items.iter().map(node_json).collect();
             match len {
-                Some(l) if *l as usize > items.len() => json!({"items": items, "len": l, "truncated": true}),
+                Some(l) if *l as usize > items.len() => {
+                    json!({"items": items, "len": l, "truncated": true})
+                }
                 _ => Json::Array(items),
             }
         }
@@ -357,16 +341,29 @@ pub fn snapshot_human(r: &SnapshotRecord, location_spec: &str) -> String {
         r.seq,
         r.held_us,
         s.bytes_read,
-        if s.truncated { "; some values cut by limits" } else { "" }
+        if s.truncated {
+            "; some values cut by limits"
+        } else {
+            ""
+        }
     );
     for f in &s.frames {
         let place = match (&f.file, f.line) {
-            (Some(file), Some(line)) => format!(" at {}:{line}", file.rsplit('/').next().unwrap_or(file)),
+            (Some(file), Some(line)) => {
+                format!(" at {}:{line}", file.rsplit('/').next().unwrap_or(file))
+            }
             _ => String::new(),
         };
-        let module = f.module.as_deref().map(|m| format!(" in {m}")).unwrap_or_default();
+        let module = f
+            .module
+            .as_deref()
+            .map(|m| format!(" in {m}"))
+            .unwrap_or_default();
         let inl = if f.inlined { " (inlined)" } else { "" };
-        out.push_str(&format!("  #{:<2} {}{inl}{place} {:#x}{module}\n", f.index, f.function, f.pc));
+        out.push_str(&format!(
+            "  #{:<2} {}{inl}{place} {:#x}{module}\n",
+            f.index, f.function, f.pc
+        ));
         if f.has_variables {
             for (title, vars) in [("args", &f.args), ("locals", &f.locals)] {
                 if vars.is_empty() {
@@ -375,7 +372,12 @@ pub fn snapshot_human(r: &SnapshotRecord, location_spec: &str) -> String {
                 out.push_str(&format!("       {title}:\n"));
                 for v in vars {
                     let sh = if v.shadowed { " (shadowed)" } else { "" };
-                    out.push_str(&format!("         {} = ({}) {}{sh}\n", v.name, v.ty, node_text(&v.value)));
+                    out.push_str(&format!(
+                        "         {} = ({}) {}{sh}\n",
+                        v.name,
+                        v.ty,
+                        node_text(&v.value)
+                    ));
                 }
             }
         }
@@ -384,7 +386,12 @@ pub fn snapshot_human(r: &SnapshotRecord, location_spec: &str) -> String {
     if !s.watches.is_empty() {
         out.push_str("  watches:\n");
         for w in &s.watches {
-            out.push_str(&format!("    {} = ({}) {}\n", w.name, w.ty, node_text(&w.value)));
+            out.push_str(&format!(
+                "    {} = ({}) {}\n",
+                w.name,
+                w.ty,
+                node_text(&w.value)
+            ));
         }
     }
     out
@@ -393,5 +400,46 @@ pub fn snapshot_human(r: &SnapshotRecord, location_spec: &str) -> String {
 /// A float as gdb would print it: plain for ordinary magnitudes, exponent otherwise.
 fn float_text(f: f64) -> String {
     let a = f.abs();
-    if a != 0.0 && !(1e-6..1e16).contains(&a) { format!("{f:e}") } else { format!("{f}") }
+    if a != 0.0 && !(1e-6..1e16).contains(&a) {
+        format!("{f:e}")
+    } else {
+        format!("{f}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_times_are_iso8601() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_435_201_123_456);
+        assert_eq!(utc_time(t), "2026-11-23T12:00:01.123456Z");
+        assert_eq!(utc_time(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn values_become_json() {
+        assert_eq!(value_json(&Value::Int(-3)), json!(-3));
+        let s = Value::Pointer {
+            addr: 0x10,
+            string: Some(Box::new(Value::Str {
+                text: "bob".into(),
+                truncated: false,
+            })),
+        };
+        assert_eq!(value_json(&s), json!("bob"));
+        assert_eq!(
+            value_json(&Value::OptimizedOut),
+            json!({"status": "optimized_out"})
+        );
+        assert_eq!(
+            value_json(&Value::Enum {
+                value: 1,
+                name: Some("PAID".into())
+            }),
+            json!("PAID")
+        );
+    }
 }

@@ -120,7 +120,16 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
             // The snapshot sees the thread as at the probed instruction (rip on it, not after
             // the int3).
             let at_site = libc::user_regs_struct { rip: addr, ..regs };
-            let _ = e.events.send(Event::SnapshotHit { probe, site, pid, tid, regs: Box::new(at_site), seq, time: SystemTime::now(), release });
+            let _ = e.events.send(Event::SnapshotHit {
+                probe,
+                site,
+                pid,
+                tid,
+                regs: Box::new(at_site),
+                seq,
+                time: SystemTime::now(),
+                release,
+            });
         }
         if hold {
             let _ = e.events.send(Event::ModulesChanged { held: Some(tid) });
@@ -186,7 +195,12 @@ fn condition_holds(
     tid: Tid,
     hits: u64,
 ) -> Result<bool, crate::vm::Fault> {
-    let ctx = crate::vm::HitContext { regs, pid, tid, hits };
+    let ctx = crate::vm::HitContext {
+        regs,
+        pid,
+        tid,
+        hits,
+    };
     let mut mem = crate::vm::ProcessMemory { pid };
     match crate::vm::run_all(&[cond], &ctx, &mut mem, crate::vm::Limits::default()).pop() {
         Some(crate::vm::Outcome::Done { top, .. }) => Ok(top.unwrap_or(0) != 0),
@@ -201,11 +215,18 @@ fn report_condition_error(e: &mut Engine, probe: ProbeId, tid: Tid, fault: crate
     let Some(p) = e.probes.get_mut(&probe) else {
         return;
     };
-    let due = p.last_condition_error.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
+    let due = p
+        .last_condition_error
+        .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
     if due {
         let suppressed = std::mem::take(&mut p.suppressed_errors);
         p.last_condition_error = Some(std::time::Instant::now());
-        let _ = e.events.send(Event::ConditionError { probe, tid, fault, suppressed });
+        let _ = e.events.send(Event::ConditionError {
+            probe,
+            tid,
+            fault,
+            suppressed,
+        });
     } else {
         p.suppressed_errors += 1;
     }

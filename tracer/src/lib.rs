@@ -18,7 +18,9 @@ pub mod unwind;
 pub mod value;
 
 pub use engine::{DetachReport, Event, ExecPolicy, HitRecord, ProbeEnd, ProbeId};
-pub use session::{ProbeInfo, ProbeSpec, RenderedHit, Session, SessionError, SessionOptions, SnapshotSpec};
-pub mod vm;
+pub use session::{
+    ProbeInfo, ProbeSpec, RenderedHit, Session, SessionError, SessionOptions, SnapshotSpec,
+};
 pub mod expr;
 pub mod snapshot;
+pub mod vm;

@@ -4,8 +4,8 @@ use std::fmt;
 
 /// A general-purpose register (or rip / fs_base) of an x86-64 thread.
 ///
-/// The discriminants are the DWARF register numbers of the System V x86-64 psABI, except
-/// `FsBase`, which DWARF numbers 54 and which we map explicitly.
+/// The discriminants are the DWARF register numbers of the System V x86-64 psABI (58 is
+/// `%fs.base`; 54 is the `%fs` selector, which scry does not read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum Reg {
@@ -26,7 +26,7 @@ pub enum Reg {
     R14 = 14,
     R15 = 15,
     Rip = 16,
-    FsBase = 54,
+    FsBase = 58,
 }
 
 const ALL: [Reg; 18] = [

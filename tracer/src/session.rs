@@ -730,14 +730,31 @@ fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>
                     let _ = shared.engine.release(tid);
                 }
             }
-            Event::SnapshotHit { probe, site, pid, tid, regs, seq, time, release } => {
+            Event::SnapshotHit {
+                probe,
+                site,
+                pid,
+                tid,
+                regs,
+                seq,
+                time,
+                release,
+            } => {
                 let started = std::time::Instant::now();
                 let snapshot = take_snapshot(&shared, probe, site as usize, pid, &regs);
                 if release {
                     let _ = shared.engine.release(tid);
                 }
                 let held_us = started.elapsed().as_micros() as u64;
-                let _ = out.send(Event::Snapshot(Box::new(crate::engine::SnapshotRecord { probe, pid, tid, time, seq, held_us, snapshot })));
+                let _ = out.send(Event::Snapshot(Box::new(crate::engine::SnapshotRecord {
+                    probe,
+                    pid,
+                    tid,
+                    time,
+                    seq,
+                    held_us,
+                    snapshot,
+                })));
             }
             other => {
                 if out.send(other).is_err() {
@@ -842,11 +859,17 @@ fn compile_condition(
         }
     };
     let is_type = |name: &str| symbols.find_type(name).is_some();
-    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Condition { at: at.clone(), rendered: e.render(text) })?;
+    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Condition {
+        at: at.clone(),
+        rendered: e.render(text),
+    })?;
     let compiled = crate::expr::compile::Compiler::new(symbols, pc, bias)
         .with_source(text)
         .condition(&expr)
-        .map_err(|e| ProbeError::Condition { at, rendered: e.render(text) })?;
+        .map_err(|e| ProbeError::Condition {
+            at,
+            rendered: e.render(text),
+        })?;
     Ok(Some(compiled.program))
 }
 
@@ -865,18 +888,31 @@ fn compile_watch(
         }
     };
     let is_type = |name: &str| symbols.find_type(name).is_some();
-    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Watch { at: at.clone(), rendered: e.render(text) })?;
+    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Watch {
+        at: at.clone(),
+        rendered: e.render(text),
+    })?;
     crate::expr::compile::Compiler::new(symbols, pc, bias)
         .with_source(text)
         .watch(&expr)
-        .map_err(|e| ProbeError::Watch { at, rendered: e.render(text) })
+        .map_err(|e| ProbeError::Watch {
+            at,
+            rendered: e.render(text),
+        })
 }
 
 /// Reads a snapshot of the held thread: unwinds its stack, reads the variables of the top
 /// frames and the watch expressions.
-fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &libc::user_regs_struct) -> crate::snapshot::Snapshot {
+fn take_snapshot(
+    shared: &Shared,
+    probe: ProbeId,
+    site: usize,
+    pid: i32,
+    regs: &libc::user_regs_struct,
+) -> crate::snapshot::Snapshot {
     use crate::snapshot::{FrameSnap, Node, Reader, Snapshot, Status, Var};
-    let (modules, spec, watches): (Vec<(Module, Arc<ModuleSymbols>)>, SnapshotSpec, Vec<(String, crate::expr::compile::WatchPlan)>) = {
+    type Watches = Vec<(String, crate::expr::compile::WatchPlan)>;
+    let (modules, spec, watches): (Vec<(Module, Arc<ModuleSymbols>)>, SnapshotSpec, Watches) = {
         let mut state = shared.state.lock().unwrap();
         let mods: Vec<Module> = state.modules.clone();
         let mut out = Vec::new();
@@ -887,17 +923,30 @@ fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &
         }
         let entry = state.probes.get(&probe);
         let spec = entry.and_then(|e| e.snapshot.clone()).unwrap_or_default();
-        let watches = entry.and_then(|e| e.watches.get(site).cloned()).unwrap_or_default();
+        let watches = entry
+            .and_then(|e| e.watches.get(site).cloned())
+            .unwrap_or_default();
         (out, spec, watches)
     };
     let limits = spec.limits;
     let unwind_modules: Vec<crate::unwind::UnwindModule> = modules
         .iter()
-        .map(|(m, s)| crate::unwind::UnwindModule { start: m.start.0, end: m.end.0, bias: modules::bias(m, s.segments()).0, symbols: s })
+        .map(|(m, s)| crate::unwind::UnwindModule {
+            start: m.start.0,
+            end: m.end.0,
+            bias: modules::bias(m, s.segments()).0,
+            symbols: s,
+        })
         .collect();
     let mut read = |addr: u64, buf: &mut [u8]| crate::ptrace::mem::read(pid, addr, buf).is_ok();
     let (frames, stop) = crate::unwind::unwind(regs, &mut read, &unwind_modules, limits.frames);
-    let mut snap = Snapshot { frames: Vec::new(), watches: Vec::new(), stack_end: stop.to_string(), bytes_read: 0, truncated: false };
+    let mut snap = Snapshot {
+        frames: Vec::new(),
+        watches: Vec::new(),
+        stack_end: stop.to_string(),
+        bytes_read: 0,
+        truncated: false,
+    };
     let mut bytes = 0;
     let mut truncated = false;
     let mut physical = 0;
@@ -906,7 +955,11 @@ fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &
         let Some(mi) = f.module else {
             snap.frames.push(FrameSnap {
                 index: snap.frames.len(),
-                function: if f.signal_frame { "<signal handler called>".into() } else { "??".into() },
+                function: if f.signal_frame {
+                    "<signal handler called>".into()
+                } else {
+                    "??".into()
+                },
                 file: None,
                 line: None,
                 pc: f.pc,
@@ -924,26 +977,63 @@ fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &
         let bias = modules::bias(m, symbols.segments());
         let file_pc = crate::addr::RuntimeAddr(f.pc).to_file(bias);
         let names = crate::unwind::expand_inlined(symbols, file_pc, is_caller);
-        let names = if names.is_empty() { vec![("??".to_string(), None, None)] } else { names };
-        let lookup_pc = crate::addr::FileAddr(if is_caller { file_pc.0.wrapping_sub(1) } else { file_pc.0 });
+        let names = if names.is_empty() {
+            vec![("??".to_string(), None, None)]
+        } else {
+            names
+        };
+        let lookup_pc = crate::addr::FileAddr(if is_caller {
+            file_pc.0.wrapping_sub(1)
+        } else {
+            file_pc.0
+        });
         // Registers of this frame: all of them in frame 0, the recovered ones in callers.
         let mut frame_regs: libc::user_regs_struct = *regs;
         if i > 0 {
             // SAFETY: all-zero registers are a valid value.
             frame_regs = unsafe { std::mem::zeroed() };
-            for r in [crate::regs::Reg::Rax, crate::regs::Reg::Rdx, crate::regs::Reg::Rcx, crate::regs::Reg::Rbx, crate::regs::Reg::Rsi, crate::regs::Reg::Rdi, crate::regs::Reg::Rbp, crate::regs::Reg::Rsp, crate::regs::Reg::R8, crate::regs::Reg::R9, crate::regs::Reg::R10, crate::regs::Reg::R11, crate::regs::Reg::R12, crate::regs::Reg::R13, crate::regs::Reg::R14, crate::regs::Reg::R15, crate::regs::Reg::Rip] {
+            for r in [
+                crate::regs::Reg::Rax,
+                crate::regs::Reg::Rdx,
+                crate::regs::Reg::Rcx,
+                crate::regs::Reg::Rbx,
+                crate::regs::Reg::Rsi,
+                crate::regs::Reg::Rdi,
+                crate::regs::Reg::Rbp,
+                crate::regs::Reg::Rsp,
+                crate::regs::Reg::R8,
+                crate::regs::Reg::R9,
+                crate::regs::Reg::R10,
+                crate::regs::Reg::R11,
+                crate::regs::Reg::R12,
+                crate::regs::Reg::R13,
+                crate::regs::Reg::R14,
+                crate::regs::Reg::R15,
+                crate::regs::Reg::Rip,
+            ] {
                 if let Some(v) = f.regs.get(r) {
                     set_reg(&mut frame_regs, r, v);
                 }
             }
             frame_regs.fs_base = regs.fs_base;
         }
-        let known = |r: crate::regs::Reg| i == 0 || r == crate::regs::Reg::FsBase || f.regs.get(r).is_some();
+        let known = |r: crate::regs::Reg| {
+            i == 0 || r == crate::regs::Reg::FsBase || f.regs.get(r).is_some()
+        };
         for (k, (function, file, line)) in names.iter().enumerate() {
-            let with_vars = k == 0 && physical < limits.frames_with_variables && symbols.has_dwarf();
+            let with_vars =
+                k == 0 && physical < limits.frames_with_variables && symbols.has_dwarf();
             let (args, locals) = if with_vars {
-                let mut reader = Reader::new(pid, symbols, crate::snapshot::SnapshotLimits { total_bytes: limits.total_bytes.saturating_sub(bytes), ..limits });
-                let r = crate::snapshot::frame_vars(&mut reader, lookup_pc, bias, &frame_regs, &known);
+                let mut reader = Reader::new(
+                    pid,
+                    symbols,
+                    crate::snapshot::SnapshotLimits {
+                        total_bytes: limits.total_bytes.saturating_sub(bytes),
+                        ..limits
+                    },
+                );
+                let r =
+                    crate::snapshot::frame_vars(&mut reader, lookup_pc, bias, &frame_regs, &known);
                 bytes += reader.bytes_read;
                 truncated |= reader.truncated;
                 r
@@ -970,24 +1060,52 @@ fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &
     if let Some(mi) = frames.first().and_then(|f| f.module) {
         let (m, symbols) = &modules[mi];
         for (text, plan) in watches {
-            let mut reader = Reader::new(pid, symbols, crate::snapshot::SnapshotLimits { total_bytes: limits.total_bytes.saturating_sub(bytes), ..limits });
+            let mut reader = Reader::new(
+                pid,
+                symbols,
+                crate::snapshot::SnapshotLimits {
+                    total_bytes: limits.total_bytes.saturating_sub(bytes),
+                    ..limits
+                },
+            );
             reader.bias = modules::bias(m, symbols.segments());
-            let ctx = crate::vm::HitContext { regs, pid, tid: pid, hits: 0 };
+            let ctx = crate::vm::HitContext {
+                regs,
+                pid,
+                tid: pid,
+                hits: 0,
+            };
             let mut mem = crate::vm::ProcessMemory { pid };
             let (value, ty) = match plan {
                 crate::expr::compile::WatchPlan::Object { program, ty } => {
-                    let out = crate::vm::run_all(&[&program], &ctx, &mut mem, crate::vm::Limits::default()).pop();
+                    let out = crate::vm::run_all(
+                        &[&program],
+                        &ctx,
+                        &mut mem,
+                        crate::vm::Limits::default(),
+                    )
+                    .pop();
                     let v = match out {
-                        Some(crate::vm::Outcome::Done { top: Some(addr), .. }) => reader.at(addr, ty, 0),
+                        Some(crate::vm::Outcome::Done {
+                            top: Some(addr), ..
+                        }) => reader.at(addr, ty, 0),
                         Some(crate::vm::Outcome::Failed(f)) => Node::Status(fault_status(f)),
                         _ => Node::Status(Status::Unavailable("no value".into())),
                     };
                     (v, symbols.type_name(ty))
                 }
                 crate::expr::compile::WatchPlan::Scalar { program, ty } => {
-                    let out = crate::vm::run_all(&[&program], &ctx, &mut mem, crate::vm::Limits::default()).pop();
+                    let out = crate::vm::run_all(
+                        &[&program],
+                        &ctx,
+                        &mut mem,
+                        crate::vm::Limits::default(),
+                    )
+                    .pop();
                     let v = match out {
-                        Some(crate::vm::Outcome::Done { top: Some(w), .. }) => scalar_node(symbols, &ty, w),
+                        Some(crate::vm::Outcome::Done { top: Some(w), .. }) => {
+                            scalar_node(symbols, &ty, w)
+                        }
                         Some(crate::vm::Outcome::Failed(f)) => Node::Status(fault_status(f)),
                         _ => Node::Status(Status::Unavailable("no value".into())),
                     };
@@ -996,7 +1114,12 @@ fn take_snapshot(shared: &Shared, probe: ProbeId, site: usize, pid: i32, regs: &
             };
             bytes += reader.bytes_read;
             truncated |= reader.truncated;
-            snap.watches.push(Var { name: text, ty, value, shadowed: false });
+            snap.watches.push(Var {
+                name: text,
+                ty,
+                value,
+                shadowed: false,
+            });
         }
     }
     snap.bytes_read = bytes;
@@ -1041,9 +1164,18 @@ fn fault_status(f: crate::vm::Fault) -> crate::snapshot::Status {
 fn describe_ty(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty) -> String {
     match ty {
         crate::expr::compile::Ty::D(r) => symbols.type_name(*r),
-        crate::expr::compile::Ty::Int { size: 8, signed: false } => "unsigned long".into(),
-        crate::expr::compile::Ty::Int { size: 8, signed: true } => "long".into(),
-        crate::expr::compile::Ty::Int { size: 4, signed: false } => "unsigned int".into(),
+        crate::expr::compile::Ty::Int {
+            size: 8,
+            signed: false,
+        } => "unsigned long".into(),
+        crate::expr::compile::Ty::Int {
+            size: 8,
+            signed: true,
+        } => "long".into(),
+        crate::expr::compile::Ty::Int {
+            size: 4,
+            signed: false,
+        } => "unsigned int".into(),
         crate::expr::compile::Ty::Int { .. } => "int".into(),
         crate::expr::compile::Ty::Double => "double".into(),
         crate::expr::compile::Ty::Ptr(_) => "pointer".into(),
@@ -1051,7 +1183,11 @@ fn describe_ty(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty) -> String
     }
 }
 
-fn scalar_node(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty, w: u64) -> crate::snapshot::Node {
+fn scalar_node(
+    symbols: &ModuleSymbols,
+    ty: &crate::expr::compile::Ty,
+    w: u64,
+) -> crate::snapshot::Node {
     use crate::expr::compile::Ty;
     use crate::snapshot::Node;
     match ty {
@@ -1063,7 +1199,12 @@ fn scalar_node(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty, w: u64) -
         Ty::Int { signed: true, .. } => Node::Int(w as i64),
         Ty::Int { signed: false, .. } => Node::Uint(w),
         Ty::Double => Node::Float(f64::from_bits(w)),
-        Ty::Ptr(_) | Ty::Void => Node::Pointer { addr: w, target: None, string: None, symbol: None },
+        Ty::Ptr(_) | Ty::Void => Node::Pointer {
+            addr: w,
+            target: None,
+            string: None,
+            symbol: None,
+        },
     }
 }
 

@@ -33,7 +33,14 @@ pub struct SnapshotLimits {
 
 impl Default for SnapshotLimits {
     fn default() -> Self {
-        SnapshotLimits { depth: 5, string_bytes: 256, collection_items: 100, total_bytes: 64 * 1024, frames: 64, frames_with_variables: 5 }
+        SnapshotLimits {
+            depth: 5,
+            string_bytes: 256,
+            collection_items: 100,
+            total_bytes: 64 * 1024,
+            frames: 64,
+            frames_with_variables: 5,
+        }
     }
 }
 
@@ -46,18 +53,35 @@ pub enum Node {
     Bool(bool),
     /// A character: its code.
     Char(i64),
-    Enum { value: i64, name: Option<String> },
+    Enum {
+        value: i64,
+        name: Option<String>,
+    },
     /// A pointer: its value, what it points to (if followed), the string (for char *),
     /// the function (for a function pointer).
-    Pointer { addr: u64, target: Option<Box<Node>>, string: Option<(String, bool)>, symbol: Option<String> },
+    Pointer {
+        addr: u64,
+        target: Option<Box<Node>>,
+        string: Option<(String, bool)>,
+        symbol: Option<String>,
+    },
     /// A C++ reference: where it refers, and the value there.
-    Ref { addr: u64, target: Box<Node> },
+    Ref {
+        addr: u64,
+        target: Box<Node>,
+    },
     /// A char array's text.
-    Str { text: String, truncated: bool },
+    Str {
+        text: String,
+        truncated: bool,
+    },
     /// A struct's members, base classes first as `<Base>`.
     Struct(Vec<(String, Node)>),
     /// An array's first elements and its length.
-    Array { items: Vec<Node>, len: Option<u64> },
+    Array {
+        items: Vec<Node>,
+        len: Option<u64>,
+    },
     /// Why there is no value here.
     Status(Status),
 }
@@ -136,7 +160,15 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader for `symbols`' types in process `pid`.
     pub fn new(pid: i32, symbols: &'a ModuleSymbols, limits: SnapshotLimits) -> Reader<'a> {
-        Reader { pid, symbols, bias: Bias(0), limits, bytes_read: 0, truncated: false, visited: HashSet::new() }
+        Reader {
+            pid,
+            symbols,
+            bias: Bias(0),
+            limits,
+            bytes_read: 0,
+            truncated: false,
+            visited: HashSet::new(),
+        }
     }
 
     fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, Status> {
@@ -155,41 +187,92 @@ impl<'a> Reader<'a> {
     fn peel(&self, mut t: TypeRef) -> (TypeRef, TypeKind) {
         for _ in 0..32 {
             match self.symbols.type_kind(t) {
-                TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) => t = target,
+                TypeKind::Typedef { target, .. }
+                | TypeKind::Const(target)
+                | TypeKind::Volatile(target) => t = target,
                 k => return (t, k),
             }
         }
-        (t, TypeKind::Unknown { name: "typedef cycle".into(), size: 0 })
+        (
+            t,
+            TypeKind::Unknown {
+                name: "typedef cycle".into(),
+                size: 0,
+            },
+        )
     }
 
     fn is_char(&self, t: TypeRef) -> bool {
-        matches!(self.peel(t).1, TypeKind::Base { size: 1, encoding: Encoding::SignedChar | Encoding::UnsignedChar | Encoding::Signed | Encoding::Unsigned, .. })
-            && matches!(self.peel(t).1, TypeKind::Base { ref name, .. } if name.contains("char"))
+        matches!(
+            self.peel(t).1,
+            TypeKind::Base {
+                size: 1,
+                encoding: Encoding::SignedChar
+                    | Encoding::UnsignedChar
+                    | Encoding::Signed
+                    | Encoding::Unsigned,
+                ..
+            }
+        ) && matches!(self.peel(t).1, TypeKind::Base { ref name, .. } if name.contains("char"))
     }
 
     /// A variable's value, from its place, in a frame with registers `regs`.
-    pub fn var(&mut self, v: &VarInfo, regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> Node {
+    pub fn var(
+        &mut self,
+        v: &VarInfo,
+        regs: &libc::user_regs_struct,
+        known: &dyn Fn(crate::regs::Reg) -> bool,
+    ) -> Node {
         self.visited.clear();
         self.place(&v.place, v.ty, regs, known)
     }
 
-    fn run(&mut self, ops: &[vm::Op], regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> Result<u64, Status> {
-        if let Some(r) = ops.iter().find_map(|o| if let vm::Op::Reg(r) = o { (!known(*r)).then_some(*r) } else { None }) {
-            return Err(Status::Unavailable(format!("{r} is not saved across the call in this frame")));
+    fn run(
+        &mut self,
+        ops: &[vm::Op],
+        regs: &libc::user_regs_struct,
+        known: &dyn Fn(crate::regs::Reg) -> bool,
+    ) -> Result<u64, Status> {
+        if let Some(r) = ops.iter().find_map(|o| {
+            if let vm::Op::Reg(r) = o {
+                (!known(*r)).then_some(*r)
+            } else {
+                None
+            }
+        }) {
+            return Err(Status::Unavailable(format!(
+                "{r} is not saved across the call in this frame"
+            )));
         }
-        let program = vm::Program { ops: ops.to_vec(), lits: Vec::new() };
-        let ctx = HitContext { regs, pid: self.pid, tid: self.pid, hits: 0 };
+        let program = vm::Program {
+            ops: ops.to_vec(),
+            lits: Vec::new(),
+        };
+        let ctx = HitContext {
+            regs,
+            pid: self.pid,
+            tid: self.pid,
+            hits: 0,
+        };
         let mut mem = vm::ProcessMemory { pid: self.pid };
         match vm::run_all(&[&program], &ctx, &mut mem, Limits::default()).pop() {
             Some(Outcome::Done { top: Some(w), .. }) => Ok(w),
-            Some(Outcome::Done { top: None, .. }) | None => Err(Status::Unavailable("empty location".into())),
+            Some(Outcome::Done { top: None, .. }) | None => {
+                Err(Status::Unavailable("empty location".into()))
+            }
             Some(Outcome::Failed(vm::Fault::Unreadable(a))) => Err(Status::Unreadable(a)),
             Some(Outcome::Failed(vm::Fault::OptimizedOut)) => Err(Status::OptimizedOut),
             Some(Outcome::Failed(f)) => Err(Status::Unavailable(format!("{f:?}"))),
         }
     }
 
-    fn place(&mut self, place: &Place, ty: TypeRef, regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> Node {
+    fn place(
+        &mut self,
+        place: &Place,
+        ty: TypeRef,
+        regs: &libc::user_regs_struct,
+        known: &dyn Fn(crate::regs::Reg) -> bool,
+    ) -> Node {
         match place {
             Place::Memory(ops) => match self.run(ops, regs, known) {
                 Ok(addr) => self.at(addr, ty, 0),
@@ -210,7 +293,9 @@ impl<'a> Reader<'a> {
                 for (p, size) in pieces {
                     let size = *size as usize;
                     let part = match p {
-                        Place::Memory(ops) => self.run(ops, regs, known).and_then(|a| self.read(a, size)),
+                        Place::Memory(ops) => {
+                            self.run(ops, regs, known).and_then(|a| self.read(a, size))
+                        }
                         Place::Value(ops) => self.run(ops, regs, known).map(|w| {
                             let mut b = w.to_le_bytes().to_vec();
                             b.resize(size, 0);
@@ -247,21 +332,37 @@ impl<'a> Reader<'a> {
 
     /// Bytes of an array to read: its elements up to the collection limit.
     fn array_bytes(&self, ty: TypeRef) -> usize {
-        let (_, TypeKind::Array { element, dims }) = self.peel(ty) else { return 0 };
+        let (_, TypeKind::Array { element, dims }) = self.peel(ty) else {
+            return 0;
+        };
         let esize = self.symbols.type_size(element).unwrap_or(0) as usize;
-        let inner: u64 = dims.iter().skip(1).map(|d| d.unwrap_or(0)).product::<u64>().max(1);
-        let n = dims.first().copied().flatten().unwrap_or(0).min(self.limits.collection_items as u64) as usize;
-        let limit = if self.is_char(element) { self.limits.string_bytes } else { usize::MAX };
+        let inner: u64 = dims
+            .iter()
+            .skip(1)
+            .map(|d| d.unwrap_or(0))
+            .product::<u64>()
+            .max(1);
+        let n = dims
+            .first()
+            .copied()
+            .flatten()
+            .unwrap_or(0)
+            .min(self.limits.collection_items as u64) as usize;
+        let limit = if self.is_char(element) {
+            self.limits.string_bytes
+        } else {
+            usize::MAX
+        };
         (n * inner as usize * esize).min(limit.max(esize))
     }
 
     /// Decodes `bytes` as a value of type `ty`.
     pub fn decode(&mut self, bytes: &[u8], ty: TypeRef, depth: u32) -> Node {
         let (pt, kind) = self.peel(ty);
-        if let TypeKind::Struct { .. } = kind {
-            if let Some(n) = self.special(pt, "", bytes, depth) {
-                return n;
-            }
+        if let TypeKind::Struct { .. } = kind
+            && let Some(n) = self.special(pt, "", bytes, depth)
+        {
+            return n;
         }
         let word = |n: usize| {
             let mut w = [0u8; 8];
@@ -270,13 +371,23 @@ impl<'a> Reader<'a> {
             u64::from_le_bytes(w)
         };
         match kind {
-            TypeKind::Base { size, encoding, name } => {
+            TypeKind::Base {
+                size,
+                encoding,
+                name,
+            } => {
                 let size = size as usize;
                 if bytes.len() < size {
                     return Node::Status(Status::Unavailable("short read".into()));
                 }
                 let w = word(size);
-                let sext = |w: u64| if size < 8 { (((w << (64 - size * 8)) as i64) >> (64 - size * 8)) as i64 } else { w as i64 };
+                let sext = |w: u64| {
+                    if size < 8 {
+                        ((w << (64 - size * 8)) as i64) >> (64 - size * 8)
+                    } else {
+                        w as i64
+                    }
+                };
                 match encoding {
                     Encoding::Bool => Node::Bool(w != 0),
                     Encoding::Float if size == 4 => Node::Float(f32::from_bits(w as u32) as f64),
@@ -289,10 +400,25 @@ impl<'a> Reader<'a> {
                     Encoding::Unsigned | Encoding::Utf => Node::Uint(w),
                 }
             }
-            TypeKind::Enum { size, signed, enumerators, .. } => {
+            TypeKind::Enum {
+                size,
+                signed,
+                enumerators,
+                ..
+            } => {
                 let w = word(size as usize);
-                let v = if signed && size < 8 { (((w << (64 - size * 8)) as i64) >> (64 - size * 8)) as i64 } else { w as i64 };
-                Node::Enum { value: v, name: enumerators.iter().find(|(e, _)| *e == v).map(|(_, n)| n.clone()) }
+                let v = if signed && size < 8 {
+                    ((w << (64 - size * 8)) as i64) >> (64 - size * 8)
+                } else {
+                    w as i64
+                };
+                Node::Enum {
+                    value: v,
+                    name: enumerators
+                        .iter()
+                        .find(|(e, _)| *e == v)
+                        .map(|(_, n)| n.clone()),
+                }
             }
             TypeKind::Pointer { pointee } if bytes.len() >= 8 => {
                 let _ = pt;
@@ -306,9 +432,14 @@ impl<'a> Reader<'a> {
                 } else {
                     self.at(addr, target, depth + 1)
                 };
-                Node::Ref { addr, target: Box::new(value) }
+                Node::Ref {
+                    addr,
+                    target: Box::new(value),
+                }
             }
-            TypeKind::Pointer { .. } | TypeKind::Reference { .. } => Node::Status(Status::Unavailable("short read".into())),
+            TypeKind::Pointer { .. } | TypeKind::Reference { .. } => {
+                Node::Status(Status::Unavailable("short read".into()))
+            }
             TypeKind::Struct { members, bases, .. } => {
                 if depth > self.limits.depth {
                     self.truncated = true;
@@ -338,8 +469,19 @@ impl<'a> Reader<'a> {
                             let mut w = [0u8; 8];
                             let avail = bytes.len().saturating_sub(off).min(8);
                             w[..avail].copy_from_slice(&bytes[off..off + avail]);
-                            let raw = (u64::from_le_bytes(w) >> bit_off) & if bits >= 64 { u64::MAX } else { (1 << bits) - 1 };
-                            let signed = matches!(self.peel(m.ty).1, TypeKind::Base { encoding: Encoding::Signed, .. });
+                            let raw = (u64::from_le_bytes(w) >> bit_off)
+                                & if bits >= 64 {
+                                    u64::MAX
+                                } else {
+                                    (1 << bits) - 1
+                                };
+                            let signed = matches!(
+                                self.peel(m.ty).1,
+                                TypeKind::Base {
+                                    encoding: Encoding::Signed,
+                                    ..
+                                }
+                            );
                             if signed && bits < 64 && raw >> (bits - 1) & 1 == 1 {
                                 Node::Int((raw | (u64::MAX << bits)) as i64)
                             } else if signed {
@@ -348,11 +490,17 @@ impl<'a> Reader<'a> {
                                 Node::Uint(raw)
                             }
                         }
-                        None if off + size <= bytes.len() => self.decode(&bytes[off..off + size], m.ty, depth + 1),
-                        None if matches!(self.peel(m.ty).1, TypeKind::Array { .. }) && off <= bytes.len() => {
+                        None if off + size <= bytes.len() => {
+                            self.decode(&bytes[off..off + size], m.ty, depth + 1)
+                        }
+                        None if matches!(self.peel(m.ty).1, TypeKind::Array { .. })
+                            && off <= bytes.len() =>
+                        {
                             self.decode(&bytes[off..], m.ty, depth + 1)
                         }
-                        None => Node::Status(Status::Unavailable("member outside the value".into())),
+                        None => {
+                            Node::Status(Status::Unavailable("member outside the value".into()))
+                        }
                     };
                     fields.push((name, v));
                 }
@@ -362,10 +510,14 @@ impl<'a> Reader<'a> {
                 let esize = self.symbols.type_size(element).unwrap_or(0) as usize;
                 let len = dims.first().copied().flatten();
                 if self.is_char(element) && dims.len() == 1 {
-                    let text = &bytes[..bytes.len().min(len.unwrap_or(bytes.len() as u64) as usize)];
+                    let text =
+                        &bytes[..bytes.len().min(len.unwrap_or(bytes.len() as u64) as usize)];
                     let nul = text.iter().position(|b| *b == 0);
                     let shown = &text[..nul.unwrap_or(text.len())];
-                    return Node::Str { text: String::from_utf8_lossy(shown).into_owned(), truncated: nul.is_none() && len.is_some_and(|l| l as usize > text.len()) };
+                    return Node::Str {
+                        text: String::from_utf8_lossy(shown).into_owned(),
+                        truncated: nul.is_none() && len.is_some_and(|l| l as usize > text.len()),
+                    };
                 }
                 if esize == 0 || dims.len() > 1 {
                     return Node::Status(Status::NotCaptured(self.symbols.type_name(ty)));
@@ -374,12 +526,16 @@ impl<'a> Reader<'a> {
                 if len.is_some_and(|l| l as usize > n) {
                     self.truncated = true;
                 }
-                let items = (0..n).map(|i| self.decode(&bytes[i * esize..(i + 1) * esize], element, depth + 1)).collect();
+                let items = (0..n)
+                    .map(|i| self.decode(&bytes[i * esize..(i + 1) * esize], element, depth + 1))
+                    .collect();
                 Node::Array { items, len }
             }
             TypeKind::Void => Node::Status(Status::NotCaptured("void".into())),
             TypeKind::Function { .. } => Node::Status(Status::NotCaptured("function".into())),
-            TypeKind::Typedef { .. } | TypeKind::Const(_) | TypeKind::Volatile(_) => unreachable!("peeled"),
+            TypeKind::Typedef { .. } | TypeKind::Const(_) | TypeKind::Volatile(_) => {
+                unreachable!("peeled")
+            }
             TypeKind::Unknown { name, .. } => Node::Status(Status::NotCaptured(name)),
         }
     }
@@ -389,7 +545,9 @@ impl<'a> Reader<'a> {
         if depth > 8 {
             return None;
         }
-        let (_, TypeKind::Struct { members, bases, .. }) = self.peel(t) else { return None };
+        let (_, TypeKind::Struct { members, bases, .. }) = self.peel(t) else {
+            return None;
+        };
         if let Some(m) = members.iter().find(|m| m.name.as_deref() == Some(name)) {
             return Some((m.offset, m.ty));
         }
@@ -411,7 +569,9 @@ impl<'a> Reader<'a> {
         if depth > 8 {
             return None;
         }
-        let (_, TypeKind::Struct { members, .. }) = self.peel(t) else { return None };
+        let (_, TypeKind::Struct { members, .. }) = self.peel(t) else {
+            return None;
+        };
         for m in members {
             match self.peel(m.ty).1 {
                 TypeKind::Pointer { pointee } => return Some((m.offset, pointee)),
@@ -428,7 +588,9 @@ impl<'a> Reader<'a> {
 
     fn word_at(bytes: &[u8], off: u64) -> Option<u64> {
         let off = off as usize;
-        bytes.get(off..off + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        bytes
+            .get(off..off + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
     }
 
     /// Strings and sequences of the standard libraries, shown by content rather than by
@@ -439,17 +601,25 @@ impl<'a> Reader<'a> {
         let text = |r: &mut Self, ptr: u64, len: u64| -> Node {
             let shown = len.min(r.limits.string_bytes as u64) as usize;
             match r.read(ptr, shown) {
-                Ok(b) => Node::Str { text: String::from_utf8_lossy(&b).into_owned(), truncated: (shown as u64) < len },
+                Ok(b) => Node::Str {
+                    text: String::from_utf8_lossy(&b).into_owned(),
+                    truncated: (shown as u64) < len,
+                },
                 Err(s) => Node::Status(s),
             }
         };
-        if name.starts_with("std::__cxx11::basic_string<char") || name == "std::string" || name.starts_with("std::basic_string<char") {
+        if name.starts_with("std::__cxx11::basic_string<char")
+            || name == "std::string"
+            || name.starts_with("std::basic_string<char")
+        {
             let (dp, dpt) = self.member(t, "_M_dataplus", 0)?;
             let (p, _) = self.member(dpt, "_M_p", 0)?;
             let (l, _) = self.member(t, "_M_string_length", 0)?;
             let (ptr, len) = (Self::word_at(bytes, dp + p)?, Self::word_at(bytes, l)?);
             if len > 1 << 32 {
-                return Some(Node::Status(Status::Unavailable(format!("implausible length {len} (not initialised yet?)"))));
+                return Some(Node::Status(Status::Unavailable(format!(
+                    "implausible length {len} (not initialised yet?)"
+                ))));
             }
             return Some(text(self, ptr, len));
         }
@@ -465,13 +635,17 @@ impl<'a> Reader<'a> {
             let (p, _) = self.first_pointer(vt, 0)?;
             let (ptr, len) = (Self::word_at(bytes, v + p)?, Self::word_at(bytes, v + l)?);
             if len > 1 << 32 {
-                return Some(Node::Status(Status::Unavailable(format!("implausible length {len}"))));
+                return Some(Node::Status(Status::Unavailable(format!(
+                    "implausible length {len}"
+                ))));
             }
             return Some(text(self, ptr, len));
         }
         let sequence = |r: &mut Self, ptr: u64, len: u64, elem: TypeRef| -> Node {
             if len > 1 << 32 {
-                return Node::Status(Status::Unavailable(format!("implausible length {len} (not initialised yet?)")));
+                return Node::Status(Status::Unavailable(format!(
+                    "implausible length {len} (not initialised yet?)"
+                )));
             }
             let esize = r.symbols.type_size(elem).unwrap_or(0);
             let n = len.min(r.limits.collection_items as u64);
@@ -479,11 +653,22 @@ impl<'a> Reader<'a> {
                 r.truncated = true;
             }
             if esize == 0 || n == 0 {
-                return Node::Array { items: Vec::new(), len: Some(len) };
+                return Node::Array {
+                    items: Vec::new(),
+                    len: Some(len),
+                };
             }
             match r.read(ptr, (n * esize) as usize) {
                 Ok(b) => Node::Array {
-                    items: (0..n as usize).map(|i| r.decode(&b[i * esize as usize..(i + 1) * esize as usize], elem, depth + 1)).collect(),
+                    items: (0..n as usize)
+                        .map(|i| {
+                            r.decode(
+                                &b[i * esize as usize..(i + 1) * esize as usize],
+                                elem,
+                                depth + 1,
+                            )
+                        })
+                        .collect(),
                     len: Some(len),
                 },
                 Err(s) => Node::Status(s),
@@ -493,7 +678,9 @@ impl<'a> Reader<'a> {
             let (l, _) = self.member(t, "len", 0)?;
             let (p, pointee) = self.first_pointer(t, 0)?;
             let elem = match self.peel(t).1 {
-                TypeKind::Struct { template_args, .. } if !template_args.is_empty() => template_args[0],
+                TypeKind::Struct { template_args, .. } if !template_args.is_empty() => {
+                    template_args[0]
+                }
                 _ => pointee?,
             };
             let (ptr, len) = (Self::word_at(bytes, p)?, Self::word_at(bytes, l)?);
@@ -502,14 +689,24 @@ impl<'a> Reader<'a> {
         if name.starts_with("&[") || name.starts_with("&mut [") {
             let (p, pt) = self.member(t, "data_ptr", 0)?;
             let (l, _) = self.member(t, "length", 0)?;
-            let TypeKind::Pointer { pointee: Some(elem) } = self.peel(pt).1 else { return None };
+            let TypeKind::Pointer {
+                pointee: Some(elem),
+            } = self.peel(pt).1
+            else {
+                return None;
+            };
             let (ptr, len) = (Self::word_at(bytes, p)?, Self::word_at(bytes, l)?);
             return Some(sequence(self, ptr, len, elem));
         }
         if name.starts_with("std::vector<") {
             let (s0, st) = self.member(t, "_M_start", 0)?;
             let (f0, _) = self.member(t, "_M_finish", 0)?;
-            let TypeKind::Pointer { pointee: Some(elem) } = self.peel(st).1 else { return None };
+            let TypeKind::Pointer {
+                pointee: Some(elem),
+            } = self.peel(st).1
+            else {
+                return None;
+            };
             let esize = self.symbols.type_size(elem).unwrap_or(1).max(1);
             let (start, finish) = (Self::word_at(bytes, s0)?, Self::word_at(bytes, f0)?);
             let len = finish.wrapping_sub(start) / esize;
@@ -521,22 +718,38 @@ impl<'a> Reader<'a> {
     fn pointer(&mut self, addr: u64, pointee: Option<TypeRef>, depth: u32) -> Node {
         // A pointer into one of the module's globals is named, as gdb does (`<global_counter>`).
         let file = crate::addr::RuntimeAddr(addr).to_file(self.bias);
-        let data_symbol = if addr == 0 { None } else { self.symbols.data_symbol_for(file) }
-            .map(|(n, o)| {
-                let n = demangle(&n);
-                if o == 0 { n } else { format!("{n}+{o}") }
-            });
-        let mut node = Node::Pointer { addr, target: None, string: None, symbol: data_symbol };
+        let data_symbol = if addr == 0 {
+            None
+        } else {
+            self.symbols.data_symbol_for(file)
+        }
+        .map(|(n, o)| {
+            let n = demangle(&n);
+            if o == 0 { n } else { format!("{n}+{o}") }
+        });
+        let mut node = Node::Pointer {
+            addr,
+            target: None,
+            string: None,
+            symbol: data_symbol,
+        };
         let Some(p) = pointee else { return node };
         if addr == 0 {
             return node;
         }
         let (pp, pkind) = self.peel(p);
-        if let Node::Pointer { target, string, symbol, .. } = &mut node {
+        if let Node::Pointer {
+            target,
+            string,
+            symbol,
+            ..
+        } = &mut node
+        {
             if self.is_char(p) {
                 // A C string: up to the bound, to its NUL.
                 let max = self.limits.string_bytes;
-                let first = ((crate::ptrace::mem::PAGE - addr % crate::ptrace::mem::PAGE) as usize).min(max);
+                let first = ((crate::ptrace::mem::PAGE - addr % crate::ptrace::mem::PAGE) as usize)
+                    .min(max);
                 let mut text = match self.read(addr, first) {
                     Ok(b) => b,
                     Err(s) => {
@@ -544,20 +757,26 @@ impl<'a> Reader<'a> {
                         return node;
                     }
                 };
-                if !text.contains(&0) && first < max {
-                    if let Ok(more) = self.read(addr + first as u64, max - first) {
-                        text.extend_from_slice(&more);
-                    }
+                if !text.contains(&0)
+                    && first < max
+                    && let Ok(more) = self.read(addr + first as u64, max - first)
+                {
+                    text.extend_from_slice(&more);
                 }
                 let nul = text.iter().position(|b| *b == 0);
-                *string = Some((String::from_utf8_lossy(&text[..nul.unwrap_or(text.len())]).into_owned(), nul.is_none()));
+                *string = Some((
+                    String::from_utf8_lossy(&text[..nul.unwrap_or(text.len())]).into_owned(),
+                    nul.is_none(),
+                ));
             } else if matches!(pkind, TypeKind::Function { .. }) {
                 *symbol = self.symbols.symbol_for(file).map(|(n, o)| {
                     let n = demangle(&n);
                     if o == 0 { n } else { format!("{n}+{o}") }
                 });
-            } else if matches!(pkind, TypeKind::Struct { .. } | TypeKind::Base { .. } | TypeKind::Enum { .. })
-                || matches!(pkind, TypeKind::Pointer { pointee: Some(q) } if !matches!(self.peel(q).1, TypeKind::Function { .. }))
+            } else if matches!(
+                pkind,
+                TypeKind::Struct { .. } | TypeKind::Base { .. } | TypeKind::Enum { .. }
+            ) || matches!(pkind, TypeKind::Pointer { pointee: Some(q) } if !matches!(self.peel(q).1, TypeKind::Function { .. }))
             {
                 if depth >= self.limits.depth {
                     self.truncated = true;
@@ -574,13 +793,24 @@ impl<'a> Reader<'a> {
 }
 
 /// Fills in the frames' variables: `bias` of the module each frame is in, pc per frame.
-pub fn frame_vars(reader: &mut Reader, pc: FileAddr, bias: Bias, regs: &libc::user_regs_struct, known: &dyn Fn(crate::regs::Reg) -> bool) -> (Vec<Var>, Vec<Var>) {
+pub fn frame_vars(
+    reader: &mut Reader,
+    pc: FileAddr,
+    bias: Bias,
+    regs: &libc::user_regs_struct,
+    known: &dyn Fn(crate::regs::Reg) -> bool,
+) -> (Vec<Var>, Vec<Var>) {
     reader.bias = bias;
     let mut args = Vec::new();
     let mut locals = Vec::new();
     for v in reader.symbols.variables_at(pc, bias) {
         let node = reader.var(&v, regs, known);
-        let var = Var { name: v.name.clone(), ty: reader.symbols.type_name(v.ty), value: node, shadowed: v.shadowed };
+        let var = Var {
+            name: v.name.clone(),
+            ty: reader.symbols.type_name(v.ty),
+            value: node,
+            shadowed: v.shadowed,
+        };
         if v.kind == crate::debuginfo::VarKind::Param {
             args.push(var);
         } else {

@@ -70,8 +70,12 @@ pub enum Op {
     FLt,
     FLe,
     /// Integer → f64 (signed or not), f64 → integer (truncating; signed or not), f32 bits → f64.
-    IToF { signed: bool },
-    FToI { signed: bool },
+    IToF {
+        signed: bool,
+    },
+    FToI {
+        signed: bool,
+    },
     F32ToF64,
     /// f64 → f32 bits (for storing a cast result of type float).
     F64ToF32,
@@ -84,14 +88,20 @@ pub enum Op {
     Swap,
     /// Pop an address; push 1 if the C string there equals string literal `lit` (compared by
     /// content, up to the literal's length + 1 bytes), else 0.
-    StrEq { lit: u32 },
+    StrEq {
+        lit: u32,
+    },
     /// Pop a length and an address; push 1 if the `len` bytes there equal literal `lit`
     /// (std::string, Rust &str and String carry a pointer and a length).
-    BytesEq { lit: u32 },
+    BytesEq {
+        lit: u32,
+    },
     /// The value does not exist here (no location-list entry covers the pc).
     OptimizedOut,
     /// The value cannot be computed here; the reason is literal `why`.
-    Unavailable { why: u32 },
+    Unavailable {
+        why: u32,
+    },
     /// Output. Pop an address; capture `n` bytes there as (a piece of) the value.
     CaptureMem(u32),
     /// Pop a word; capture its low `n` bytes as (a piece of) the value.
@@ -143,7 +153,11 @@ pub enum Fault {
 pub enum Outcome {
     /// The program ended; `top` is the word left on the stack (conditions, scalar values),
     /// `captured` the bytes it captured (values shown by type), `strings` the C strings.
-    Done { top: Option<u64>, captured: Vec<u8>, truncated: bool },
+    Done {
+        top: Option<u64>,
+        captured: Vec<u8>,
+        truncated: bool,
+    },
     /// It could not finish.
     Failed(Fault),
 }
@@ -198,7 +212,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { capture_bytes: 64 * 1024 }
+        Limits {
+            capture_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -255,10 +271,22 @@ impl Cache {
 const PAGE: u64 = crate::ptrace::mem::PAGE;
 
 /// Runs `programs` together against one stopped thread (see the module docs).
-pub fn run_all(programs: &[&Program], ctx: &HitContext, mem: &mut dyn Memory, limits: Limits) -> Vec<Outcome> {
+pub fn run_all(
+    programs: &[&Program],
+    ctx: &HitContext,
+    mem: &mut dyn Memory,
+    limits: Limits,
+) -> Vec<Outcome> {
     let mut states: Vec<State> = programs
         .iter()
-        .map(|_| State { pc: 0, stack: Vec::with_capacity(8), captured: Vec::new(), truncated: false, end: None, need: None })
+        .map(|_| State {
+            pc: 0,
+            stack: Vec::with_capacity(8),
+            captured: Vec::new(),
+            truncated: false,
+            end: None,
+            need: None,
+        })
         .collect();
     let mut cache = Cache::default();
     // Each round runs every program as far as it can go; programs are straight-line code with
@@ -272,7 +300,9 @@ pub fn run_all(programs: &[&Program], ctx: &HitContext, mem: &mut dyn Memory, li
         let mut wants: Vec<(u64, usize)> = Vec::new();
         for s in &states {
             match s.need {
-                Some(Need::Bytes { addr, len }) if !wants.contains(&(addr, len)) => wants.push((addr, len)),
+                Some(Need::Bytes { addr, len }) if !wants.contains(&(addr, len)) => {
+                    wants.push((addr, len))
+                }
                 Some(Need::Bytes { .. }) => {}
                 Some(Need::Str { addr, max }) => {
                     let first = ((PAGE - addr % PAGE) as usize).min(max);
@@ -289,7 +319,11 @@ pub fn run_all(programs: &[&Program], ctx: &HitContext, mem: &mut dyn Memory, li
         }
         let mut bufs: Vec<Vec<u8>> = wants.iter().map(|(_, l)| vec![0u8; *l]).collect();
         let ok = {
-            let mut ranges: Vec<(u64, &mut [u8])> = wants.iter().zip(bufs.iter_mut()).map(|((a, _), b)| (*a, b.as_mut_slice())).collect();
+            let mut ranges: Vec<(u64, &mut [u8])> = wants
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|((a, _), b)| (*a, b.as_mut_slice()))
+                .collect();
             mem.read_batch(&mut ranges)
         };
         for (((addr, len), buf), ok) in wants.into_iter().zip(bufs).zip(ok) {
@@ -302,7 +336,11 @@ pub fn run_all(programs: &[&Program], ctx: &HitContext, mem: &mut dyn Memory, li
     states
         .into_iter()
         .map(|s| {
-            s.end.unwrap_or(Outcome::Done { top: s.stack.last().copied(), captured: s.captured, truncated: s.truncated })
+            s.end.unwrap_or(Outcome::Done {
+                top: s.stack.last().copied(),
+                captured: s.captured,
+                truncated: s.truncated,
+            })
         })
         .collect()
 }
@@ -417,7 +455,9 @@ fn step(p: &Program, s: &mut State, ctx: &HitContext, cache: &Cache, limits: Lim
                     Ok(bytes) => {
                         s.stack.pop();
                         if let Op::StrEq { lit: l } = op {
-                            let Some(b) = bytes else { fail!(Fault::Unreadable(addr)) };
+                            let Some(b) = bytes else {
+                                fail!(Fault::Unreadable(addr))
+                            };
                             let l = lit(*l);
                             let equal = b.len() > l.len() && &b[..l.len()] == l && b[l.len()] == 0;
                             s.stack.push(equal as u64);
@@ -429,7 +469,8 @@ fn step(p: &Program, s: &mut State, ctx: &HitContext, cache: &Cache, limits: Lim
                                     None => (b, CSTR_TRUNCATED),
                                 },
                             };
-                            s.captured.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                            s.captured
+                                .extend_from_slice(&(body.len() as u32).to_le_bytes());
                             s.captured.push(flags);
                             s.captured.extend_from_slice(&body);
                         }
@@ -464,7 +505,9 @@ fn step(p: &Program, s: &mut State, ctx: &HitContext, cache: &Cache, limits: Lim
             }
             Op::CaptureLit(l) => s.captured.extend_from_slice(lit(*l)),
             Op::OptimizedOut => fail!(Fault::OptimizedOut),
-            Op::Unavailable { why } => fail!(Fault::Unavailable(String::from_utf8_lossy(lit(*why)).into_owned())),
+            Op::Unavailable { why } => fail!(Fault::Unavailable(
+                String::from_utf8_lossy(lit(*why)).into_owned()
+            )),
             Op::Jz(t) | Op::Jmp(t) => {
                 if (*t as usize) <= s.pc {
                     fail!(Fault::Malformed("backward jump"));
@@ -492,7 +535,16 @@ fn step(p: &Program, s: &mut State, ctx: &HitContext, cache: &Cache, limits: Lim
                 s.stack.push(b);
                 s.stack.push(a);
             }
-            Op::Neg | Op::Not | Op::LNot | Op::SExt(_) | Op::ZExt(_) | Op::FNeg | Op::IToF { .. } | Op::FToI { .. } | Op::F32ToF64 | Op::F64ToF32 => {
+            Op::Neg
+            | Op::Not
+            | Op::LNot
+            | Op::SExt(_)
+            | Op::ZExt(_)
+            | Op::FNeg
+            | Op::IToF { .. }
+            | Op::FToI { .. }
+            | Op::F32ToF64
+            | Op::F64ToF32 => {
                 let a = pop!();
                 s.stack.push(unary(op, a));
             }
@@ -507,7 +559,11 @@ fn step(p: &Program, s: &mut State, ctx: &HitContext, cache: &Cache, limits: Lim
         }
         s.pc += 1;
     }
-    s.end = Some(Outcome::Done { top: s.stack.last().copied(), captured: std::mem::take(&mut s.captured), truncated: s.truncated });
+    s.end = Some(Outcome::Done {
+        top: s.stack.last().copied(),
+        captured: std::mem::take(&mut s.captured),
+        truncated: s.truncated,
+    });
 }
 
 fn f(v: u64) -> f64 {
@@ -624,7 +680,10 @@ mod tests {
     }
 
     fn prog(ops: Vec<Op>, lits: Vec<&[u8]>) -> Program {
-        Program { ops, lits: lits.into_iter().map(|l| l.to_vec()).collect() }
+        Program {
+            ops,
+            lits: lits.into_iter().map(|l| l.to_vec()).collect(),
+        }
     }
 
     fn fake() -> Fake {
@@ -636,40 +695,106 @@ mod tests {
         order[8..16].copy_from_slice(&0x3000u64.to_le_bytes()); // name pointer at +8
         let mut name = b"bob\0".to_vec();
         name.resize(0x1000, 0); // a whole page, as real mappings are
-        Fake { regions: vec![(0x1000, stack), (0x2000, order), (0x3000, name)], batches: 0 }
+        Fake {
+            regions: vec![(0x1000, stack), (0x2000, order), (0x3000, name)],
+            batches: 0,
+        }
     }
 
     #[test]
     fn independent_values_cost_one_batch_and_dependent_ones_one_more() {
         let mut mem = fake();
         let r = regs();
-        let ctx = HitContext { regs: &r, pid: 1, tid: 2, hits: 7 };
+        let ctx = HitContext {
+            regs: &r,
+            pid: 1,
+            tid: 2,
+            hits: 7,
+        };
         // x: int at rbp-8, sign-extended.
-        let x = prog(vec![Op::Reg(Reg::Rbp), Op::Const((-8i64) as u64), Op::Add, Op::Load(4), Op::SExt(32)], vec![]);
+        let x = prog(
+            vec![
+                Op::Reg(Reg::Rbp),
+                Op::Const((-8i64) as u64),
+                Op::Add,
+                Op::Load(4),
+                Op::SExt(32),
+            ],
+            vec![],
+        );
         // o->qty > 2, o at rbp-16.
         let cond = prog(
-            vec![Op::Reg(Reg::Rbp), Op::Const((-16i64) as u64), Op::Add, Op::Load(8), Op::Const(4), Op::Add, Op::Load(4), Op::SExt(32), Op::Const(2), Op::Swap, Op::LtS],
+            vec![
+                Op::Reg(Reg::Rbp),
+                Op::Const((-16i64) as u64),
+                Op::Add,
+                Op::Load(8),
+                Op::Const(4),
+                Op::Add,
+                Op::Load(4),
+                Op::SExt(32),
+                Op::Const(2),
+                Op::Swap,
+                Op::LtS,
+            ],
             vec![],
         );
         let outs = run_all(&[&x, &cond], &ctx, &mut mem, Limits::default());
-        assert_eq!(outs[0], Outcome::Done { top: Some((-5i64) as u64), captured: vec![], truncated: false });
-        assert_eq!(outs[1], Outcome::Done { top: Some(1), captured: vec![], truncated: false });
-        assert_eq!(mem.batches, 2, "two rounds: the locals, then through the pointer");
+        assert_eq!(
+            outs[0],
+            Outcome::Done {
+                top: Some((-5i64) as u64),
+                captured: vec![],
+                truncated: false
+            }
+        );
+        assert_eq!(
+            outs[1],
+            Outcome::Done {
+                top: Some(1),
+                captured: vec![],
+                truncated: false
+            }
+        );
+        assert_eq!(
+            mem.batches, 2,
+            "two rounds: the locals, then through the pointer"
+        );
     }
 
     #[test]
     fn strings_compare_by_content_and_capture_with_their_length() {
         let mut mem = fake();
         let r = regs();
-        let ctx = HitContext { regs: &r, pid: 1, tid: 2, hits: 1 };
+        let ctx = HitContext {
+            regs: &r,
+            pid: 1,
+            tid: 2,
+            hits: 1,
+        };
         let name_ptr = vec![Op::Reg(Reg::Rdi), Op::Const(8), Op::Add, Op::Load(8)];
-        let eq = prog([name_ptr.clone(), vec![Op::StrEq { lit: 0 }]].concat(), vec![b"bob"]);
-        let ne = prog([name_ptr.clone(), vec![Op::StrEq { lit: 0 }]].concat(), vec![b"bo"]);
-        let cap = prog([name_ptr.clone(), vec![Op::Dup, Op::CaptureWord(8), Op::CaptureCStr(256)]].concat(), vec![]);
+        let eq = prog(
+            [name_ptr.clone(), vec![Op::StrEq { lit: 0 }]].concat(),
+            vec![b"bob"],
+        );
+        let ne = prog(
+            [name_ptr.clone(), vec![Op::StrEq { lit: 0 }]].concat(),
+            vec![b"bo"],
+        );
+        let cap = prog(
+            [
+                name_ptr.clone(),
+                vec![Op::Dup, Op::CaptureWord(8), Op::CaptureCStr(256)],
+            ]
+            .concat(),
+            vec![],
+        );
         let outs = run_all(&[&eq, &ne, &cap], &ctx, &mut mem, Limits::default());
         assert!(matches!(outs[0], Outcome::Done { top: Some(1), .. }));
         assert!(matches!(outs[1], Outcome::Done { top: Some(0), .. }));
-        let Outcome::Done { captured, .. } = &outs[2] else { panic!() };
+        let Outcome::Done { captured, .. } = &outs[2] else {
+            panic!()
+        };
         assert_eq!(&captured[..8], &0x3000u64.to_le_bytes());
         assert_eq!(&captured[8..12], &3u32.to_le_bytes());
         assert_eq!(captured[12], 0);
@@ -680,18 +805,31 @@ mod tests {
     fn faults_are_statuses() {
         let mut mem = fake();
         let r = regs();
-        let ctx = HitContext { regs: &r, pid: 1, tid: 2, hits: 1 };
+        let ctx = HitContext {
+            regs: &r,
+            pid: 1,
+            tid: 2,
+            hits: 1,
+        };
         let null = prog(vec![Op::Const(0), Op::Load(4)], vec![]);
         let div = prog(vec![Op::Const(1), Op::Const(0), Op::DivS], vec![]);
         let gone = prog(vec![Op::OptimizedOut], vec![]);
         let why = prog(vec![Op::Unavailable { why: 0 }], vec![b"entry value"]);
         let bad = prog(vec![Op::Add], vec![]);
         let back = prog(vec![Op::Const(0), Op::Jz(0)], vec![]);
-        let outs = run_all(&[&null, &div, &gone, &why, &bad, &back], &ctx, &mut mem, Limits::default());
+        let outs = run_all(
+            &[&null, &div, &gone, &why, &bad, &back],
+            &ctx,
+            &mut mem,
+            Limits::default(),
+        );
         assert_eq!(outs[0], Outcome::Failed(Fault::Unreadable(0)));
         assert_eq!(outs[1], Outcome::Failed(Fault::DivByZero));
         assert_eq!(outs[2], Outcome::Failed(Fault::OptimizedOut));
-        assert_eq!(outs[3], Outcome::Failed(Fault::Unavailable("entry value".into())));
+        assert_eq!(
+            outs[3],
+            Outcome::Failed(Fault::Unavailable("entry value".into()))
+        );
         assert!(matches!(outs[4], Outcome::Failed(Fault::Malformed(_))));
         assert!(matches!(outs[5], Outcome::Failed(Fault::Malformed(_))));
     }
@@ -700,16 +838,55 @@ mod tests {
     fn logic_jumps_facts_floats_and_capture_limits() {
         let mut mem = fake();
         let r = regs();
-        let ctx = HitContext { regs: &r, pid: 10, tid: 20, hits: 3 };
+        let ctx = HitContext {
+            regs: &r,
+            pid: 10,
+            tid: 20,
+            hits: 3,
+        };
         // $hits > 2 ? 100 : *(int*)0  — the unreadable branch is never run.
-        let tern = prog(vec![Op::Const(2), Op::Fact(Fact::Hits), Op::LtU, Op::Jz(6), Op::Const(100), Op::Jmp(8), Op::Const(0), Op::Load(4)], vec![]);
-        let float = prog(vec![Op::Const(3), Op::IToF { signed: true }, Op::Const(2.5f64.to_bits()), Op::FMul], vec![]);
+        let tern = prog(
+            vec![
+                Op::Const(2),
+                Op::Fact(Fact::Hits),
+                Op::LtU,
+                Op::Jz(6),
+                Op::Const(100),
+                Op::Jmp(8),
+                Op::Const(0),
+                Op::Load(4),
+            ],
+            vec![],
+        );
+        let float = prog(
+            vec![
+                Op::Const(3),
+                Op::IToF { signed: true },
+                Op::Const(2.5f64.to_bits()),
+                Op::FMul,
+            ],
+            vec![],
+        );
         let big = prog(vec![Op::Const(0x1000), Op::CaptureMem(0x100)], vec![]);
-        let outs = run_all(&[&tern, &float, &big], &ctx, &mut mem, Limits { capture_bytes: 16 });
+        let outs = run_all(
+            &[&tern, &float, &big],
+            &ctx,
+            &mut mem,
+            Limits { capture_bytes: 16 },
+        );
         assert!(matches!(outs[0], Outcome::Done { top: Some(100), .. }));
-        let Outcome::Done { top: Some(v), .. } = outs[1] else { panic!() };
+        let Outcome::Done { top: Some(v), .. } = outs[1] else {
+            panic!()
+        };
         assert_eq!(f64::from_bits(v), 7.5);
-        let Outcome::Done { captured, truncated, .. } = &outs[2] else { panic!() };
+        let Outcome::Done {
+            captured,
+            truncated,
+            ..
+        } = &outs[2]
+        else {
+            panic!()
+        };
         assert_eq!(captured.len(), 16);
         assert!(*truncated);
     }

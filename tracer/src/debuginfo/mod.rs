@@ -261,7 +261,9 @@ impl ModuleSymbols {
     }
     /// The data symbol (a global or static object) containing `addr`, and the offset into it.
     pub fn data_symbol_for(&self, addr: FileAddr) -> Option<(String, u64)> {
-        self.symbols.data_at(addr.0).map(|(name, off)| (name.to_string(), off))
+        self.symbols
+            .data_at(addr.0)
+            .map(|(name, off)| (name.to_string(), off))
     }
     /// Every address that starts `file:line` (one per function instance / block).
     pub fn resolve_line(&self, file: &str, line: u32) -> Result<Vec<Site>, SymbolError> {

@@ -503,7 +503,7 @@ pub(crate) fn add_const(code: &mut Vec<Op>, c: u64) {
 
 /// The register DWARF number `n` names, or why it cannot be read.
 pub(crate) fn reg(n: u16) -> Result<Reg, Why> {
-    // psABI numbering: 54 is the %fs selector, 58 the fs base (Reg::from_dwarf maps 54).
+    // psABI numbering: 54 is the %fs selector (not read), 58 the fs base.
     match n {
         58 => return Ok(Reg::FsBase),
         54 => return Err("the value is in segment register fs, which is not read".into()),

@@ -44,7 +44,12 @@ impl SymbolTable {
             }
             t.by_name.entry(name.to_string()).or_insert(sym.address());
             if sym.kind() == SymbolKind::Data && sym.size() > 0 {
-                t.data.push(FuncSym { addr: sym.address(), size: sym.size(), name: name.to_string(), global: sym.is_global() });
+                t.data.push(FuncSym {
+                    addr: sym.address(),
+                    size: sym.size(),
+                    name: name.to_string(),
+                    global: sym.is_global(),
+                });
             }
             if sym.kind() == SymbolKind::Text {
                 t.funcs_by_name
@@ -66,14 +71,18 @@ impl SymbolTable {
                 .then(b.global.cmp(&a.global))
         });
         t.funcs.dedup_by(|later, first| later.addr == first.addr);
-        t.data.sort_by(|a, b| a.addr.cmp(&b.addr).then(b.global.cmp(&a.global)));
+        t.data
+            .sort_by(|a, b| a.addr.cmp(&b.addr).then(b.global.cmp(&a.global)));
         t.data.dedup_by(|later, first| later.addr == first.addr);
         t
     }
 
     /// The data symbol containing `addr`, and the offset into it.
     pub fn data_at(&self, addr: u64) -> Option<(&str, u64)> {
-        let i = self.data.partition_point(|f| f.addr <= addr).checked_sub(1)?;
+        let i = self
+            .data
+            .partition_point(|f| f.addr <= addr)
+            .checked_sub(1)?;
         let f = &self.data[i];
         let off = addr - f.addr;
         (off < f.size).then_some((f.name.as_str(), off))

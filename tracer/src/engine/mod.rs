@@ -144,10 +144,24 @@ pub enum Event {
     },
     /// A probe's condition could not be evaluated at a hit (a bad pointer, say). Reported at
     /// most once a minute per probe; `suppressed` counts the ones not reported since.
-    ConditionError { probe: ProbeId, tid: Tid, fault: crate::vm::Fault, suppressed: u64 },
+    ConditionError {
+        probe: ProbeId,
+        tid: Tid,
+        fault: crate::vm::Fault,
+        suppressed: u64,
+    },
     /// A snapshot probe fired: the thread `tid` is held stopped with registers `regs` until
     /// released (if `release` is true, this event is the last one for this stop).
-    SnapshotHit { probe: ProbeId, site: u32, pid: i32, tid: Tid, regs: Box<libc::user_regs_struct>, seq: u64, time: SystemTime, release: bool },
+    SnapshotHit {
+        probe: ProbeId,
+        site: u32,
+        pid: i32,
+        tid: Tid,
+        regs: Box<libc::user_regs_struct>,
+        seq: u64,
+        time: SystemTime,
+        release: bool,
+    },
     /// A finished snapshot (made by the session from a SnapshotHit).
     Snapshot(Box<SnapshotRecord>),
     /// A pending probe was planted in a library that was just loaded.

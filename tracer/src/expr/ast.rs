@@ -15,7 +15,10 @@ pub struct Span {
 impl Span {
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -118,7 +121,11 @@ pub struct TypeName {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     /// An integer literal.
-    Int { value: u64, suffix: IntSuffix, decimal: bool },
+    Int {
+        value: u64,
+        suffix: IntSuffix,
+        decimal: bool,
+    },
     /// A floating literal (`f` suffix: float).
     Float { value: f64, single: bool },
     /// A character literal.
@@ -144,7 +151,11 @@ pub enum ExprKind {
     /// `sizeof x`.
     SizeofExpr(Box<Expr>),
     /// `x.f` (arrow false) or `p->f` (arrow true).
-    Member { base: Box<Expr>, field: String, arrow: bool },
+    Member {
+        base: Box<Expr>,
+        field: String,
+        arrow: bool,
+    },
     /// `a[i]`.
     Index(Box<Expr>, Box<Expr>),
 }

@@ -6,8 +6,8 @@
 //! after each operation on a narrower type the result is sign- or zero-extended to the type's
 //! width, so 32-bit `int` arithmetic wraps as it does in the program.
 
-use super::ast::*;
 use super::ExprError;
+use super::ast::*;
 use crate::addr::{Bias, FileAddr};
 use crate::debuginfo::{Encoding, ModuleSymbols, Place, TypeKind, TypeRef};
 use crate::vm::{Fact, Op, Program};
@@ -31,20 +31,44 @@ pub enum Ty {
 /// What a type is, with typedefs, const and volatile peeled off.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Shape {
-    Int { size: u8, signed: bool },
-    Float { size: u8 },
+    Int {
+        size: u8,
+        signed: bool,
+    },
+    Float {
+        size: u8,
+    },
     Bool,
     Ptr(Ty),
-    Array { elem: Ty, count: Option<u64> },
-    Struct { name: String, size: u64 },
-    Enum { size: u8, signed: bool, enumerators: Vec<(i64, String)> },
+    Array {
+        elem: Ty,
+        count: Option<u64>,
+    },
+    Struct {
+        name: String,
+        size: u64,
+    },
+    Enum {
+        size: u8,
+        signed: bool,
+        enumerators: Vec<(i64, String)>,
+    },
     Void,
     Other(String),
 }
 
-const INT: Ty = Ty::Int { size: 4, signed: true };
-const LONG: Ty = Ty::Int { size: 8, signed: true };
-const ULONG: Ty = Ty::Int { size: 8, signed: false };
+const INT: Ty = Ty::Int {
+    size: 4,
+    signed: true,
+};
+const LONG: Ty = Ty::Int {
+    size: 8,
+    signed: true,
+};
+const ULONG: Ty = Ty::Int {
+    size: 8,
+    signed: false,
+};
 
 /// An operand during compilation.
 #[derive(Clone, Debug)]
@@ -82,7 +106,13 @@ pub struct Compiled {
 impl<'a> Compiler<'a> {
     /// A compiler for expressions at `pc` in the module of `symbols`, loaded with `bias`.
     pub fn new(symbols: &'a ModuleSymbols, pc: FileAddr, bias: Bias) -> Compiler<'a> {
-        Compiler { symbols, pc, bias, lits: Vec::new(), source: String::new() }
+        Compiler {
+            symbols,
+            pc,
+            bias,
+            lits: Vec::new(),
+            source: String::new(),
+        }
     }
 
     /// The expression's text, so errors can quote its operands.
@@ -104,10 +134,22 @@ impl<'a> Compiler<'a> {
         let v = self.expr(e)?;
         let ty = self.ty_of(&v);
         if !self.is_scalar(&ty) {
-            return Err(err(e.span, format!("a condition must be a number or a pointer, not {}", self.name(&ty))));
+            return Err(err(
+                e.span,
+                format!(
+                    "a condition must be a number or a pointer, not {}",
+                    self.name(&ty)
+                ),
+            ));
         }
         let ops = self.truth(v, e.span)?;
-        Ok(Compiled { program: Program { ops, lits: self.lits }, ty: INT })
+        Ok(Compiled {
+            program: Program {
+                ops,
+                lits: self.lits,
+            },
+            ty: INT,
+        })
     }
 
     /// Compiles a scalar value (its top word).
@@ -115,7 +157,13 @@ impl<'a> Compiler<'a> {
         let v = self.expr(e)?;
         let ty = self.ty_of(&v);
         let ops = self.rvalue(v, e.span)?;
-        Ok(Compiled { program: Program { ops, lits: self.lits }, ty })
+        Ok(Compiled {
+            program: Program {
+                ops,
+                lits: self.lits,
+            },
+            ty,
+        })
     }
 
     // ----- types -----
@@ -123,7 +171,10 @@ impl<'a> Compiler<'a> {
     /// The shape of a type.
     pub fn shape(&self, ty: &Ty) -> Shape {
         match ty {
-            Ty::Int { size, signed } => Shape::Int { size: *size, signed: *signed },
+            Ty::Int { size, signed } => Shape::Int {
+                size: *size,
+                signed: *signed,
+            },
             Ty::Double => Shape::Float { size: 8 },
             Ty::Ptr(t) => Shape::Ptr((**t).clone()),
             Ty::Void => Shape::Void,
@@ -131,30 +182,62 @@ impl<'a> Compiler<'a> {
                 let mut r = *r;
                 for _ in 0..32 {
                     match self.symbols.type_kind(r) {
-                        TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) => r = target,
+                        TypeKind::Typedef { target, .. }
+                        | TypeKind::Const(target)
+                        | TypeKind::Volatile(target) => r = target,
                         TypeKind::Base { size, encoding, .. } => {
                             let size = size.min(8) as u8;
                             return match encoding {
-                                Encoding::Signed | Encoding::SignedChar => Shape::Int { size, signed: true },
-                                Encoding::Unsigned | Encoding::UnsignedChar | Encoding::Utf => Shape::Int { size, signed: false },
+                                Encoding::Signed | Encoding::SignedChar => {
+                                    Shape::Int { size, signed: true }
+                                }
+                                Encoding::Unsigned | Encoding::UnsignedChar | Encoding::Utf => {
+                                    Shape::Int {
+                                        size,
+                                        signed: false,
+                                    }
+                                }
                                 Encoding::Bool => Shape::Bool,
                                 Encoding::Float => Shape::Float { size },
                             };
                         }
-                        TypeKind::Pointer { pointee } => return Shape::Ptr(pointee.map(Ty::D).unwrap_or(Ty::Void)),
+                        TypeKind::Pointer { pointee } => {
+                            return Shape::Ptr(pointee.map(Ty::D).unwrap_or(Ty::Void));
+                        }
                         TypeKind::Reference { target, .. } => return Shape::Ptr(Ty::D(target)),
                         TypeKind::Array { element, dims } => {
                             let count = dims.first().copied().flatten();
                             // Inner dimensions stay an array of arrays: index one at a time.
-                            let elem = if dims.len() > 1 { Ty::D(r) } else { Ty::D(element) };
+                            let elem = if dims.len() > 1 {
+                                Ty::D(r)
+                            } else {
+                                Ty::D(element)
+                            };
                             if dims.len() > 1 {
-                                return Shape::Other(format!("{} (multi-dimensional arrays are indexed in a later version)", self.symbols.type_name(r)));
+                                return Shape::Other(format!(
+                                    "{} (multi-dimensional arrays are indexed in a later version)",
+                                    self.symbols.type_name(r)
+                                ));
                             }
                             return Shape::Array { elem, count };
                         }
-                        TypeKind::Struct { size, .. } => return Shape::Struct { name: self.symbols.type_name(r), size },
-                        TypeKind::Enum { size, signed, enumerators, .. } => {
-                            return Shape::Enum { size: size.min(8) as u8, signed, enumerators };
+                        TypeKind::Struct { size, .. } => {
+                            return Shape::Struct {
+                                name: self.symbols.type_name(r),
+                                size,
+                            };
+                        }
+                        TypeKind::Enum {
+                            size,
+                            signed,
+                            enumerators,
+                            ..
+                        } => {
+                            return Shape::Enum {
+                                size: size.min(8) as u8,
+                                signed,
+                                enumerators,
+                            };
                         }
                         TypeKind::Void => return Shape::Void,
                         _ => return Shape::Other(self.symbols.type_name(r)),
@@ -187,7 +270,9 @@ impl<'a> Compiler<'a> {
 
     fn size_of(&self, ty: &Ty) -> Option<u64> {
         match self.shape(ty) {
-            Shape::Int { size, .. } | Shape::Float { size } | Shape::Enum { size, .. } => Some(size as u64),
+            Shape::Int { size, .. } | Shape::Float { size } | Shape::Enum { size, .. } => {
+                Some(size as u64)
+            }
             Shape::Bool => Some(1),
             Shape::Ptr(_) => Some(8),
             Shape::Array { elem, count } => Some(self.size_of(&elem)? * count?),
@@ -201,7 +286,15 @@ impl<'a> Compiler<'a> {
     }
 
     fn is_scalar(&self, ty: &Ty) -> bool {
-        matches!(self.shape(ty), Shape::Int { .. } | Shape::Float { .. } | Shape::Bool | Shape::Ptr(_) | Shape::Enum { .. } | Shape::Array { .. })
+        matches!(
+            self.shape(ty),
+            Shape::Int { .. }
+                | Shape::Float { .. }
+                | Shape::Bool
+                | Shape::Ptr(_)
+                | Shape::Enum { .. }
+                | Shape::Array { .. }
+        )
     }
 
     fn arith_kind(&self, ty: &Ty) -> Option<(bool /*float*/, u8, bool /*signed*/)> {
@@ -233,12 +326,37 @@ impl<'a> Compiler<'a> {
         if pa == Ty::Double || pb == Ty::Double {
             return Ty::Double;
         }
-        let (Ty::Int { size: sa, signed: ga }, Ty::Int { size: sb, signed: gb }) = (&pa, &pb) else { return LONG };
+        let (
+            Ty::Int {
+                size: sa,
+                signed: ga,
+            },
+            Ty::Int {
+                size: sb,
+                signed: gb,
+            },
+        ) = (&pa, &pb)
+        else {
+            return LONG;
+        };
         if ga == gb {
-            return Ty::Int { size: (*sa).max(*sb), signed: *ga };
+            return Ty::Int {
+                size: (*sa).max(*sb),
+                signed: *ga,
+            };
         }
         let (us, ss) = if *ga { (*sb, *sa) } else { (*sa, *sb) };
-        if us >= ss { Ty::Int { size: us, signed: false } } else { Ty::Int { size: ss, signed: true } }
+        if us >= ss {
+            Ty::Int {
+                size: us,
+                signed: false,
+            }
+        } else {
+            Ty::Int {
+                size: ss,
+                signed: true,
+            }
+        }
     }
 
     // ----- operands -----
@@ -246,7 +364,10 @@ impl<'a> Compiler<'a> {
     fn ty_of(&self, v: &Val) -> Ty {
         match v {
             Val::Mem { ty, .. } | Val::Word { ty, .. } => ty.clone(),
-            Val::Str(_) => Ty::Ptr(Box::new(Ty::Int { size: 1, signed: true })),
+            Val::Str(_) => Ty::Ptr(Box::new(Ty::Int {
+                size: 1,
+                signed: true,
+            })),
         }
     }
 
@@ -262,7 +383,10 @@ impl<'a> Compiler<'a> {
     fn rvalue(&mut self, v: Val, span: Span) -> Result<Vec<Op>, ExprError> {
         match v {
             Val::Word { ops, .. } => Ok(ops),
-            Val::Str(_) => Err(err(span, "a string literal can only be compared with ==, != (e.g. name == \"bob\")")),
+            Val::Str(_) => Err(err(
+                span,
+                "a string literal can only be compared with ==, != (e.g. name == \"bob\")",
+            )),
             Val::Mem { mut ops, ty } => {
                 match self.shape(&ty) {
                     Shape::Array { .. } => {} // decays: the address is the value
@@ -277,10 +401,20 @@ impl<'a> Compiler<'a> {
                     Shape::Float { .. } => ops.push(Op::Load(8)),
                     Shape::Ptr(_) => ops.push(Op::Load(8)),
                     Shape::Struct { name, .. } => {
-                        return Err(err(span, format!("{name} is a struct: name a member with '.' (or '->' through a pointer)")));
+                        return Err(err(
+                            span,
+                            format!(
+                                "{name} is a struct: name a member with '.' (or '->' through a pointer)"
+                            ),
+                        ));
                     }
                     Shape::Void => return Err(err(span, "a void value has no value")),
-                    Shape::Other(what) => return Err(err(span, format!("values of type {what} cannot be used in expressions yet"))),
+                    Shape::Other(what) => {
+                        return Err(err(
+                            span,
+                            format!("values of type {what} cannot be used in expressions yet"),
+                        ));
+                    }
                 }
                 Ok(ops)
             }
@@ -331,21 +465,43 @@ impl<'a> Compiler<'a> {
 
     fn expr(&mut self, e: &Expr) -> Result<Val, ExprError> {
         match &e.kind {
-            ExprKind::Int { value, suffix, decimal } => {
+            ExprKind::Int {
+                value,
+                suffix,
+                decimal,
+            } => {
                 let fits_int = *value <= i32::MAX as u64;
                 let ty = match (suffix.unsigned, suffix.longs) {
                     (false, 0) if fits_int => INT,
-                    (false, 0) if !decimal && *value <= u32::MAX as u64 => Ty::Int { size: 4, signed: false },
-                    (true, 0) if *value <= u32::MAX as u64 => Ty::Int { size: 4, signed: false },
+                    (false, 0) if !decimal && *value <= u32::MAX as u64 => Ty::Int {
+                        size: 4,
+                        signed: false,
+                    },
+                    (true, 0) if *value <= u32::MAX as u64 => Ty::Int {
+                        size: 4,
+                        signed: false,
+                    },
                     (false, _) if *value <= i64::MAX as u64 => LONG,
                     _ => ULONG,
                 };
-                Ok(Val::Word { ops: vec![Op::Const(*value)], ty })
+                Ok(Val::Word {
+                    ops: vec![Op::Const(*value)],
+                    ty,
+                })
             }
-            ExprKind::Float { value, .. } => Ok(Val::Word { ops: vec![Op::Const(value.to_bits())], ty: Ty::Double }),
-            ExprKind::Char(c) => Ok(Val::Word { ops: vec![Op::Const(*c as i8 as i64 as u64)], ty: INT }),
+            ExprKind::Float { value, .. } => Ok(Val::Word {
+                ops: vec![Op::Const(value.to_bits())],
+                ty: Ty::Double,
+            }),
+            ExprKind::Char(c) => Ok(Val::Word {
+                ops: vec![Op::Const(*c as i8 as i64 as u64)],
+                ty: INT,
+            }),
             ExprKind::Str(s) => Ok(Val::Str(s.clone())),
-            ExprKind::Reg(r) => Ok(Val::Word { ops: vec![Op::Reg(*r)], ty: ULONG }),
+            ExprKind::Reg(r) => Ok(Val::Word {
+                ops: vec![Op::Reg(*r)],
+                ty: ULONG,
+            }),
             ExprKind::Fact(f) => Ok(Val::Word {
                 ops: vec![Op::Fact(*f)],
                 ty: match f {
@@ -359,14 +515,29 @@ impl<'a> Compiler<'a> {
                 let av = self.expr(a)?;
                 let at = self.rtype(&av);
                 let Shape::Ptr(elem) = self.shape(&at) else {
-                    return Err(err(a.span, format!("[] needs an array or a pointer; {} is {}", self.quote(a), self.name(&self.ty_of(&av)))));
+                    return Err(err(
+                        a.span,
+                        format!(
+                            "[] needs an array or a pointer; {} is {}",
+                            self.quote(a),
+                            self.name(&self.ty_of(&av))
+                        ),
+                    ));
                 };
                 let iv = self.expr(i)?;
                 let it = self.rtype(&iv);
                 if !matches!(self.arith_kind(&it), Some((false, ..))) {
-                    return Err(err(i.span, format!("an index must be an integer, not {}", self.name(&it))));
+                    return Err(err(
+                        i.span,
+                        format!("an index must be an integer, not {}", self.name(&it)),
+                    ));
                 }
-                let size = self.size_of(&elem).ok_or_else(|| err(a.span, format!("the size of {} is unknown", self.name(&elem))))?;
+                let size = self.size_of(&elem).ok_or_else(|| {
+                    err(
+                        a.span,
+                        format!("the size of {} is unknown", self.name(&elem)),
+                    )
+                })?;
                 let mut ops = self.rvalue(av, a.span)?;
                 ops.extend(self.convert(iv, &LONG, i.span)?);
                 ops.extend([Op::Const(size), Op::Mul, Op::Add]);
@@ -380,7 +551,11 @@ impl<'a> Compiler<'a> {
                 let av = self.expr(a)?;
                 let bv = self.expr(b)?;
                 let (at, bt) = (self.rtype(&av), self.rtype(&bv));
-                let ty = if self.arith_kind(&at).is_some() && self.arith_kind(&bt).is_some() { self.common(&at, &bt) } else { at.clone() };
+                let ty = if self.arith_kind(&at).is_some() && self.arith_kind(&bt).is_some() {
+                    self.common(&at, &bt)
+                } else {
+                    at.clone()
+                };
                 let a_ops = self.convert(av, &ty, a.span)?;
                 let b_ops = self.convert(bv, &ty, b.span)?;
                 let jz_at = ops.len();
@@ -397,24 +572,43 @@ impl<'a> Compiler<'a> {
                 let to = self.type_name(tn)?;
                 let v = self.expr(x)?;
                 let from = self.rtype(&v);
-                let ok = (self.arith_kind(&to).is_some() || matches!(self.shape(&to), Shape::Ptr(_)))
-                    && (self.arith_kind(&from).is_some() || matches!(self.shape(&from), Shape::Ptr(_)));
+                let ok = (self.arith_kind(&to).is_some()
+                    || matches!(self.shape(&to), Shape::Ptr(_)))
+                    && (self.arith_kind(&from).is_some()
+                        || matches!(self.shape(&from), Shape::Ptr(_)));
                 if !ok {
-                    return Err(err(e.span, format!("cannot cast {} to {}: casts convert numbers and pointers", self.name(&from), self.name(&to))));
+                    return Err(err(
+                        e.span,
+                        format!(
+                            "cannot cast {} to {}: casts convert numbers and pointers",
+                            self.name(&from),
+                            self.name(&to)
+                        ),
+                    ));
                 }
                 let ops = self.convert(v, &to, x.span)?;
                 Ok(Val::Word { ops, ty: to })
             }
             ExprKind::SizeofType(tn) => {
                 let t = self.type_name(tn)?;
-                let n = self.size_of(&t).ok_or_else(|| err(tn.span, format!("the size of {} is unknown", self.name(&t))))?;
-                Ok(Val::Word { ops: vec![Op::Const(n)], ty: ULONG })
+                let n = self.size_of(&t).ok_or_else(|| {
+                    err(tn.span, format!("the size of {} is unknown", self.name(&t)))
+                })?;
+                Ok(Val::Word {
+                    ops: vec![Op::Const(n)],
+                    ty: ULONG,
+                })
             }
             ExprKind::SizeofExpr(x) => {
                 let v = self.expr(x)?;
                 let t = self.ty_of(&v);
-                let n = self.size_of(&t).ok_or_else(|| err(x.span, format!("the size of {} is unknown", self.name(&t))))?;
-                Ok(Val::Word { ops: vec![Op::Const(n)], ty: ULONG })
+                let n = self.size_of(&t).ok_or_else(|| {
+                    err(x.span, format!("the size of {} is unknown", self.name(&t)))
+                })?;
+                Ok(Val::Word {
+                    ops: vec![Op::Const(n)],
+                    ty: ULONG,
+                })
             }
         }
     }
@@ -424,9 +618,15 @@ impl<'a> Compiler<'a> {
             Ok(v) => v,
             Err(e) => {
                 let in_scope = self.symbols.names_in_scope(self.pc);
-                let hint = if in_scope.is_empty() { String::new() } else { format!("; in scope here: {}", in_scope.join(", ")) };
+                let hint = if in_scope.is_empty() {
+                    String::new()
+                } else {
+                    format!("; in scope here: {}", in_scope.join(", "))
+                };
                 let what = match e {
-                    crate::debuginfo::SymbolError::UnknownVariable { .. } => format!("no variable named '{name}' here{hint}"),
+                    crate::debuginfo::SymbolError::UnknownVariable { .. } => {
+                        format!("no variable named '{name}' here{hint}")
+                    }
                     other => format!("'{name}': {other}"),
                 };
                 return Err(err(span, what));
@@ -451,40 +651,82 @@ impl<'a> Compiler<'a> {
                 }
                 Val::Word { ops, ty }
             }
-            Place::OptimizedOut => Val::Word { ops: vec![Op::OptimizedOut], ty },
+            Place::OptimizedOut => Val::Word {
+                ops: vec![Op::OptimizedOut],
+                ty,
+            },
             Place::Unavailable(why) => {
                 let why = self.lit(why.into_bytes());
-                Val::Word { ops: vec![Op::Unavailable { why }], ty }
+                Val::Word {
+                    ops: vec![Op::Unavailable { why }],
+                    ty,
+                }
             }
             Place::Pieces(_) => {
                 let why = self.lit(format!("'{name}' is split across registers and memory here (DW_OP_piece); expressions on it come later").into_bytes());
-                Val::Word { ops: vec![Op::Unavailable { why }], ty }
+                Val::Word {
+                    ops: vec![Op::Unavailable { why }],
+                    ty,
+                }
             }
         })
     }
 
-    fn member(&mut self, base: &Expr, field: &str, arrow: bool, span: Span) -> Result<Val, ExprError> {
+    fn member(
+        &mut self,
+        base: &Expr,
+        field: &str,
+        arrow: bool,
+        span: Span,
+    ) -> Result<Val, ExprError> {
         let bv = self.expr(base)?;
         let (mut ops, sty) = if arrow {
             let bt = self.rtype(&bv);
             let Shape::Ptr(target) = self.shape(&bt) else {
-                return Err(err(base.span, format!("'->' needs a pointer, but {} is {}: use '.'", self.quote(base), self.name(&bt))));
+                return Err(err(
+                    base.span,
+                    format!(
+                        "'->' needs a pointer, but {} is {}: use '.'",
+                        self.quote(base),
+                        self.name(&bt)
+                    ),
+                ));
             };
             (self.rvalue(bv, base.span)?, target)
         } else {
             match bv {
                 Val::Mem { ops, ty } => {
                     if let Shape::Ptr(_) = self.shape(&ty) {
-                        return Err(err(base.span, format!("{} is a pointer ({}): use '->'", self.quote(base), self.name(&ty))));
+                        return Err(err(
+                            base.span,
+                            format!(
+                                "{} is a pointer ({}): use '->'",
+                                self.quote(base),
+                                self.name(&ty)
+                            ),
+                        ));
                     }
                     (ops, ty)
                 }
                 other => {
                     let t = self.ty_of(&other);
                     if let Shape::Ptr(_) = self.shape(&t) {
-                        return Err(err(base.span, format!("{} is a pointer ({}): use '->'", self.quote(base), self.name(&t))));
+                        return Err(err(
+                            base.span,
+                            format!(
+                                "{} is a pointer ({}): use '->'",
+                                self.quote(base),
+                                self.name(&t)
+                            ),
+                        ));
                     }
-                    return Err(err(base.span, format!("{} is not in memory here (it lives in registers); its members cannot be read yet", self.quote(base))));
+                    return Err(err(
+                        base.span,
+                        format!(
+                            "{} is not in memory here (it lives in registers); its members cannot be read yet",
+                            self.quote(base)
+                        ),
+                    ));
                 }
             }
         };
@@ -494,45 +736,70 @@ impl<'a> Compiler<'a> {
         // Peel typedefs and qualifiers down to the struct.
         for _ in 0..32 {
             match self.symbols.type_kind(r) {
-                TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) => r = target,
+                TypeKind::Typedef { target, .. }
+                | TypeKind::Const(target)
+                | TypeKind::Volatile(target) => r = target,
                 _ => break,
             }
         }
-        let field_span = Span { start: span.end.saturating_sub(field.len()), end: span.end };
+        let field_span = Span {
+            start: span.end.saturating_sub(field.len()),
+            end: span.end,
+        };
         let (offset, mty, bitfield) = self.find_member(r, field, 0).ok_or_else(|| {
             let names = match self.symbols.type_kind(r) {
-                TypeKind::Struct { members, .. } => members.iter().filter_map(|m| m.name.clone()).collect::<Vec<_>>().join(", "),
+                TypeKind::Struct { members, .. } => members
+                    .iter()
+                    .filter_map(|m| m.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 _ => String::new(),
             };
             let tn = self.symbols.type_name(r);
             if names.is_empty() {
-                err(field_span, format!("{tn} has no member '{field}' (it has no members)"))
+                err(
+                    field_span,
+                    format!("{tn} has no member '{field}' (it has no members)"),
+                )
             } else {
-                err(field_span, format!("{tn} has no member '{field}'; members: {names}"))
+                err(
+                    field_span,
+                    format!("{tn} has no member '{field}'; members: {names}"),
+                )
             }
         })?;
         if offset != 0 {
             ops.extend([Op::Const(offset), Op::Add]);
         }
         match bitfield {
-            None => Ok(Val::Mem { ops, ty: Ty::D(mty) }),
+            None => Ok(Val::Mem {
+                ops,
+                ty: Ty::D(mty),
+            }),
             Some((bit_off, bits)) => {
                 // Read the bytes that hold the field, shift and mask it.
                 let ty = Ty::D(mty);
                 let signed = matches!(self.arith_kind(&ty), Some((false, _, true)));
                 ops.push(Op::Load(8));
-                ops.extend([Op::Const(64 - bit_off - bits), Op::Shl, Op::Const(64 - bits), if signed { Op::ShrS } else { Op::ShrU }]);
+                ops.extend([
+                    Op::Const(64 - bit_off - bits),
+                    Op::Shl,
+                    Op::Const(64 - bits),
+                    if signed { Op::ShrS } else { Op::ShrU },
+                ]);
                 Ok(Val::Word { ops, ty })
             }
         }
     }
 
     /// A member by name, searching anonymous members and base classes.
-    fn find_member(&self, r: TypeRef, field: &str, depth: u32) -> Option<(u64, TypeRef, Option<(u64, u64)>)> {
+    fn find_member(&self, r: TypeRef, field: &str, depth: u32) -> Option<FoundMember> {
         if depth > 8 {
             return None;
         }
-        let TypeKind::Struct { members, bases, .. } = self.symbols.type_kind(r) else { return None };
+        let TypeKind::Struct { members, bases, .. } = self.symbols.type_kind(r) else {
+            return None;
+        };
         for m in &members {
             if m.name.as_deref() == Some(field) {
                 return Some((m.offset, m.ty, m.bitfield));
@@ -540,7 +807,10 @@ impl<'a> Compiler<'a> {
         }
         for m in members.iter().filter(|m| m.name.is_none()) {
             let mut t = m.ty;
-            while let TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) = self.symbols.type_kind(t) {
+            while let TypeKind::Typedef { target, .. }
+            | TypeKind::Const(target)
+            | TypeKind::Volatile(target) = self.symbols.type_kind(t)
+            {
                 t = target;
             }
             if let Some((o, ty, b)) = self.find_member(t, field, depth + 1) {
@@ -561,16 +831,38 @@ impl<'a> Compiler<'a> {
             UnOp::Deref => {
                 let t = self.rtype(&v);
                 let Shape::Ptr(target) = self.shape(&t) else {
-                    return Err(err(x.span, format!("'*' needs a pointer, but {} is {}", self.quote(x), self.name(&t))));
+                    return Err(err(
+                        x.span,
+                        format!(
+                            "'*' needs a pointer, but {} is {}",
+                            self.quote(x),
+                            self.name(&t)
+                        ),
+                    ));
                 };
                 if target == Ty::Void {
-                    return Err(err(x.span, "cannot dereference a void pointer: cast it first, e.g. *(int *)p"));
+                    return Err(err(
+                        x.span,
+                        "cannot dereference a void pointer: cast it first, e.g. *(int *)p",
+                    ));
                 }
-                Ok(Val::Mem { ops: self.rvalue(v, x.span)?, ty: target })
+                Ok(Val::Mem {
+                    ops: self.rvalue(v, x.span)?,
+                    ty: target,
+                })
             }
             UnOp::AddrOf => match v {
-                Val::Mem { ops, ty } => Ok(Val::Word { ops, ty: Ty::Ptr(Box::new(ty)) }),
-                _ => Err(err(x.span, format!("'&' needs an object in memory; {} has no address here", self.quote(x)))),
+                Val::Mem { ops, ty } => Ok(Val::Word {
+                    ops,
+                    ty: Ty::Ptr(Box::new(ty)),
+                }),
+                _ => Err(err(
+                    x.span,
+                    format!(
+                        "'&' needs an object in memory; {} has no address here",
+                        self.quote(x)
+                    ),
+                )),
             },
             UnOp::Not => {
                 let mut ops = self.truth(v, x.span)?;
@@ -580,10 +872,24 @@ impl<'a> Compiler<'a> {
             UnOp::Neg | UnOp::Plus | UnOp::BitNot => {
                 let t = self.rtype(&v);
                 let Some((float, ..)) = self.arith_kind(&t) else {
-                    return Err(err(x.span, format!("'{}' needs a number, not {}", match op { UnOp::Neg => "-", UnOp::Plus => "+", _ => "~" }, self.name(&t))));
+                    return Err(err(
+                        x.span,
+                        format!(
+                            "'{}' needs a number, not {}",
+                            match op {
+                                UnOp::Neg => "-",
+                                UnOp::Plus => "+",
+                                _ => "~",
+                            },
+                            self.name(&t)
+                        ),
+                    ));
                 };
                 if float && op == UnOp::BitNot {
-                    return Err(err(span, "'~' needs an integer, not a floating-point number"));
+                    return Err(err(
+                        span,
+                        "'~' needs an integer, not a floating-point number",
+                    ));
                 }
                 let pt = self.promote(&t);
                 let mut ops = self.convert(v, &pt, x.span)?;
@@ -632,7 +938,9 @@ impl<'a> Compiler<'a> {
             (Err(e), Err(_)) => return Err(e),
         };
         // String comparison by content.
-        if matches!(op, BinOp::Eq | BinOp::Ne) && (matches!(av, Val::Str(_)) || matches!(bv, Val::Str(_))) {
+        if matches!(op, BinOp::Eq | BinOp::Ne)
+            && (matches!(av, Val::Str(_)) || matches!(bv, Val::Str(_)))
+        {
             let (s, other, other_e) = match (av, bv) {
                 (Val::Str(s), o) => (s, o, b),
                 (o, Val::Str(s)) => (s, o, a),
@@ -645,33 +953,68 @@ impl<'a> Compiler<'a> {
             return Ok(Val::Word { ops, ty: INT });
         }
         let (at, bt) = (self.rtype(&av), self.rtype(&bv));
-        let (ap, bp) = (matches!(self.shape(&at), Shape::Ptr(_)), matches!(self.shape(&bt), Shape::Ptr(_)));
-        let (aa, ba) = (self.arith_kind(&at).is_some(), self.arith_kind(&bt).is_some());
+        let (ap, bp) = (
+            matches!(self.shape(&at), Shape::Ptr(_)),
+            matches!(self.shape(&bt), Shape::Ptr(_)),
+        );
+        let (aa, ba) = (
+            self.arith_kind(&at).is_some(),
+            self.arith_kind(&bt).is_some(),
+        );
         // Pointer arithmetic.
         if matches!(op, BinOp::Add | BinOp::Sub) && (ap || bp) {
             if ap && bp && op == BinOp::Sub {
-                let Shape::Ptr(elem) = self.shape(&at) else { unreachable!() };
+                let Shape::Ptr(elem) = self.shape(&at) else {
+                    unreachable!()
+                };
                 let size = self.size_of(&elem).unwrap_or(1).max(1);
                 let mut ops = self.rvalue(av, a.span)?;
                 ops.extend(self.rvalue(bv, b.span)?);
                 ops.extend([Op::Sub, Op::Const(size), Op::DivS]);
                 return Ok(Val::Word { ops, ty: LONG });
             }
-            let (pv, pe, iv, ie, pt) = if ap { (av, a, bv, b, at.clone()) } else { (bv, b, av, a, bt.clone()) };
-            if !matches!(self.arith_kind(&self.rtype(&iv)), Some((false, ..))) || (op == BinOp::Sub && !ap) {
-                return Err(err(span, format!("cannot {} {} and {}", if op == BinOp::Add { "add" } else { "subtract" }, self.name(&at), self.name(&bt))));
+            let (pv, pe, iv, ie, pt) = if ap {
+                (av, a, bv, b, at.clone())
+            } else {
+                (bv, b, av, a, bt.clone())
+            };
+            if !matches!(self.arith_kind(&self.rtype(&iv)), Some((false, ..)))
+                || (op == BinOp::Sub && !ap)
+            {
+                return Err(err(
+                    span,
+                    format!(
+                        "cannot {} {} and {}",
+                        if op == BinOp::Add { "add" } else { "subtract" },
+                        self.name(&at),
+                        self.name(&bt)
+                    ),
+                ));
             }
-            let Shape::Ptr(elem) = self.shape(&pt) else { unreachable!() };
+            let Shape::Ptr(elem) = self.shape(&pt) else {
+                unreachable!()
+            };
             let size = self.size_of(&elem).unwrap_or(1).max(1);
             let mut ops = self.rvalue(pv, pe.span)?;
             ops.extend(self.convert(iv, &LONG, ie.span)?);
-            ops.extend([Op::Const(size), Op::Mul, if op == BinOp::Add { Op::Add } else { Op::Sub }]);
+            ops.extend([
+                Op::Const(size),
+                Op::Mul,
+                if op == BinOp::Add { Op::Add } else { Op::Sub },
+            ]);
             return Ok(Val::Word { ops, ty: pt });
         }
         // Pointer comparisons (with each other, or with 0).
-        if matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) && (ap || bp) {
+        if matches!(
+            op,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        ) && (ap || bp)
+        {
             if !(ap || aa) || !(bp || ba) {
-                return Err(err(span, format!("cannot compare {} with {}", self.name(&at), self.name(&bt))));
+                return Err(err(
+                    span,
+                    format!("cannot compare {} with {}", self.name(&at), self.name(&bt)),
+                ));
             }
             let mut ops = self.rvalue(av, a.span)?;
             ops.extend(self.rvalue(bv, b.span)?);
@@ -680,19 +1023,46 @@ impl<'a> Compiler<'a> {
         }
         if !aa || !ba {
             let bad = if !aa { (a, &at) } else { (b, &bt) };
-            return Err(err(bad.0.span, format!("'{}' needs numbers, but {} is {}", op.text(), self.quote(bad.0), self.name(bad.1))));
+            return Err(err(
+                bad.0.span,
+                format!(
+                    "'{}' needs numbers, but {} is {}",
+                    op.text(),
+                    self.quote(bad.0),
+                    self.name(bad.1)
+                ),
+            ));
         }
         let is_shift = matches!(op, BinOp::Shl | BinOp::Shr);
-        let ty = if is_shift { self.promote(&at) } else { self.common(&at, &bt) };
+        let ty = if is_shift {
+            self.promote(&at)
+        } else {
+            self.common(&at, &bt)
+        };
         let float = ty == Ty::Double;
-        if float && matches!(op, BinOp::Rem | BinOp::Shl | BinOp::Shr | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor) {
-            return Err(err(span, format!("'{}' needs integers, not floating-point numbers", op.text())));
+        if float
+            && matches!(
+                op,
+                BinOp::Rem | BinOp::Shl | BinOp::Shr | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor
+            )
+        {
+            return Err(err(
+                span,
+                format!("'{}' needs integers, not floating-point numbers", op.text()),
+            ));
         }
         let signed = matches!(ty, Ty::Int { signed: true, .. });
         let mut ops = self.convert(av, &ty, a.span)?;
-        let bty = if is_shift { self.promote(&bt) } else { ty.clone() };
+        let bty = if is_shift {
+            self.promote(&bt)
+        } else {
+            ty.clone()
+        };
         ops.extend(self.convert(bv, &bty, b.span)?);
-        if matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) {
+        if matches!(
+            op,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        ) {
             ops.extend(compare(op, signed, float));
             return Ok(Val::Word { ops, ty: INT });
         }
@@ -704,10 +1074,28 @@ impl<'a> Compiler<'a> {
             (BinOp::Add, _) => Op::Add,
             (BinOp::Sub, _) => Op::Sub,
             (BinOp::Mul, _) => Op::Mul,
-            (BinOp::Div, _) => if signed { Op::DivS } else { Op::DivU },
-            (BinOp::Rem, _) => if signed { Op::RemS } else { Op::RemU },
+            (BinOp::Div, _) => {
+                if signed {
+                    Op::DivS
+                } else {
+                    Op::DivU
+                }
+            }
+            (BinOp::Rem, _) => {
+                if signed {
+                    Op::RemS
+                } else {
+                    Op::RemU
+                }
+            }
             (BinOp::Shl, _) => Op::Shl,
-            (BinOp::Shr, _) => if signed { Op::ShrS } else { Op::ShrU },
+            (BinOp::Shr, _) => {
+                if signed {
+                    Op::ShrS
+                } else {
+                    Op::ShrU
+                }
+            }
             (BinOp::BitAnd, _) => Op::And,
             (BinOp::BitOr, _) => Op::Or,
             (BinOp::BitXor, _) => Op::Xor,
@@ -723,7 +1111,9 @@ impl<'a> Compiler<'a> {
     fn string_eq(&mut self, v: Val, e: &Expr, s: Vec<u8>) -> Result<Vec<Op>, ExprError> {
         let ty = self.ty_of(&v);
         match self.shape(&ty) {
-            Shape::Ptr(t) | Shape::Array { elem: t, .. } if matches!(self.shape(&t), Shape::Int { size: 1, .. }) => {
+            Shape::Ptr(t) | Shape::Array { elem: t, .. }
+                if matches!(self.shape(&t), Shape::Int { size: 1, .. }) =>
+            {
                 let mut ops = self.rvalue(v, e.span)?;
                 let lit = self.lit(s);
                 ops.push(Op::StrEq { lit });
@@ -732,7 +1122,10 @@ impl<'a> Compiler<'a> {
             Shape::Struct { name, .. } => {
                 // A (pointer, length) string: std::string, Rust &str and String.
                 let Val::Mem { ops: base, .. } = v else {
-                    return Err(err(e.span, format!("{} is not in memory here", self.quote(e))));
+                    return Err(err(
+                        e.span,
+                        format!("{} is not in memory here", self.quote(e)),
+                    ));
                 };
                 let (ptr_path, len_path) = self.string_layout(&ty).ok_or_else(|| {
                     err(e.span, format!("cannot compare {name} with a string: only char *, char[], std::string, &str and String compare by content"))
@@ -751,7 +1144,13 @@ impl<'a> Compiler<'a> {
                 ops.push(Op::BytesEq { lit });
                 Ok(ops)
             }
-            _ => Err(err(e.span, format!("cannot compare {} with a string: only char *, char[], std::string, &str and String compare by content", self.name(&ty)))),
+            _ => Err(err(
+                e.span,
+                format!(
+                    "cannot compare {} with a string: only char *, char[], std::string, &str and String compare by content",
+                    self.name(&ty)
+                ),
+            )),
         }
     }
 
@@ -759,12 +1158,20 @@ impl<'a> Compiler<'a> {
     /// libstdc++'s std::string (`_M_dataplus._M_p`, `_M_string_length`), Rust `&str`
     /// (`data_ptr`, `length`) and `String` (`vec.buf.inner.ptr…`, `vec.len`).
     fn string_layout(&self, ty: &Ty) -> Option<(Vec<u64>, u64)> {
-        let Ty::D(mut r) = ty.clone() else { return None };
-        while let TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) = self.symbols.type_kind(r) {
+        let Ty::D(mut r) = ty.clone() else {
+            return None;
+        };
+        while let TypeKind::Typedef { target, .. }
+        | TypeKind::Const(target)
+        | TypeKind::Volatile(target) = self.symbols.type_kind(r)
+        {
             r = target;
         }
         let name = self.symbols.type_name(r);
-        if name.starts_with("std::__cxx11::basic_string<char") || name == "std::string" || name.starts_with("std::basic_string<char") {
+        if name.starts_with("std::__cxx11::basic_string<char")
+            || name == "std::string"
+            || name.starts_with("std::basic_string<char")
+        {
             let (p, _, _) = self.find_member(r, "_M_dataplus", 0)?;
             let (l, _, _) = self.find_member(r, "_M_string_length", 0)?;
             return Some((vec![p], l));
@@ -789,10 +1196,15 @@ impl<'a> Compiler<'a> {
         if depth > 8 {
             return None;
         }
-        let TypeKind::Struct { members, .. } = self.symbols.type_kind(r) else { return None };
+        let TypeKind::Struct { members, .. } = self.symbols.type_kind(r) else {
+            return None;
+        };
         for m in members {
             let mut t = m.ty;
-            while let TypeKind::Typedef { target, .. } | TypeKind::Const(target) | TypeKind::Volatile(target) = self.symbols.type_kind(t) {
+            while let TypeKind::Typedef { target, .. }
+            | TypeKind::Const(target)
+            | TypeKind::Volatile(target) = self.symbols.type_kind(t)
+            {
                 t = target;
             }
             match self.symbols.type_kind(t) {
@@ -810,29 +1222,59 @@ impl<'a> Compiler<'a> {
 
     /// If `e` names an enumerator of `other`'s enum type, its value.
     fn enumerator(&self, other: &Val, e: &Expr) -> Option<Val> {
-        let ExprKind::Ident(name) = &e.kind else { return None };
+        let ExprKind::Ident(name) = &e.kind else {
+            return None;
+        };
         let ty = self.ty_of(other);
-        let Shape::Enum { enumerators, .. } = self.shape(&ty) else { return None };
-        let (value, _) = enumerators.iter().find(|(_, n)| n == name || n.rsplit("::").next() == Some(name))?;
-        Some(Val::Word { ops: vec![Op::Const(*value as u64)], ty })
+        let Shape::Enum { enumerators, .. } = self.shape(&ty) else {
+            return None;
+        };
+        let (value, _) = enumerators
+            .iter()
+            .find(|(_, n)| n == name || n.rsplit("::").next() == Some(name))?;
+        Some(Val::Word {
+            ops: vec![Op::Const(*value as u64)],
+            ty,
+        })
     }
 
     /// Resolves a type name from a cast or sizeof.
     fn type_name(&self, tn: &TypeName) -> Result<Ty, ExprError> {
-        let base = match tn.base.as_str() {
-            "char" | "signed char" => Ty::Int { size: 1, signed: true },
-            "unsigned char" => Ty::Int { size: 1, signed: false },
-            "short" => Ty::Int { size: 2, signed: true },
-            "unsigned short" => Ty::Int { size: 2, signed: false },
-            "int" => INT,
-            "unsigned int" => Ty::Int { size: 4, signed: false },
-            "long" | "long long" => LONG,
-            "unsigned long" | "unsigned long long" => ULONG,
-            "_Bool" | "bool" => Ty::Int { size: 1, signed: false },
-            "float" | "double" => Ty::Double,
-            "void" => Ty::Void,
-            other => Ty::D(self.symbols.find_type(other).ok_or_else(|| err(tn.span, format!("no type named '{other}' in this program")))?),
-        };
+        let base =
+            match tn.base.as_str() {
+                "char" | "signed char" => Ty::Int {
+                    size: 1,
+                    signed: true,
+                },
+                "unsigned char" => Ty::Int {
+                    size: 1,
+                    signed: false,
+                },
+                "short" => Ty::Int {
+                    size: 2,
+                    signed: true,
+                },
+                "unsigned short" => Ty::Int {
+                    size: 2,
+                    signed: false,
+                },
+                "int" => INT,
+                "unsigned int" => Ty::Int {
+                    size: 4,
+                    signed: false,
+                },
+                "long" | "long long" => LONG,
+                "unsigned long" | "unsigned long long" => ULONG,
+                "_Bool" | "bool" => Ty::Int {
+                    size: 1,
+                    signed: false,
+                },
+                "float" | "double" => Ty::Double,
+                "void" => Ty::Void,
+                other => Ty::D(self.symbols.find_type(other).ok_or_else(|| {
+                    err(tn.span, format!("no type named '{other}' in this program"))
+                })?),
+            };
         let mut t = base;
         for _ in 0..tn.pointers {
             t = Ty::Ptr(Box::new(t));
@@ -845,16 +1287,22 @@ impl<'a> Compiler<'a> {
 }
 
 fn err(span: Span, msg: impl Into<String>) -> ExprError {
-    ExprError { span, message: msg.into() }
+    ExprError {
+        span,
+        message: msg.into(),
+    }
 }
-
 
 /// Sign- or zero-extend to a type's width after an operation.
 fn narrow(size: u8, signed: bool) -> Vec<Op> {
     if size >= 8 {
         return vec![];
     }
-    vec![if signed { Op::SExt(size * 8) } else { Op::ZExt(size * 8) }]
+    vec![if signed {
+        Op::SExt(size * 8)
+    } else {
+        Op::ZExt(size * 8)
+    }]
 }
 
 /// Comparison ops (operands already on the stack: a then b).
@@ -888,6 +1336,10 @@ fn relocate(ops: Vec<Op>, base: usize) -> Vec<Op> {
         .collect()
 }
 
+/// A member found by name: its offset in the struct, its type, and its bitfield (bit offset,
+/// bit size) if it is one.
+type FoundMember = (u64, TypeRef, Option<(u64, u64)>);
+
 /// How to read a watch expression at a hit.
 #[derive(Clone, Debug)]
 pub enum WatchPlan {
@@ -903,11 +1355,23 @@ impl Compiler<'_> {
     pub fn watch(mut self, e: &Expr) -> Result<WatchPlan, ExprError> {
         let v = self.expr(e)?;
         match v {
-            Val::Mem { ops, ty: Ty::D(r) } => Ok(WatchPlan::Object { program: Program { ops, lits: self.lits }, ty: r }),
+            Val::Mem { ops, ty: Ty::D(r) } => Ok(WatchPlan::Object {
+                program: Program {
+                    ops,
+                    lits: self.lits,
+                },
+                ty: r,
+            }),
             other => {
                 let ty = self.rtype(&other);
                 let ops = self.rvalue(other, e.span)?;
-                Ok(WatchPlan::Scalar { program: Program { ops, lits: self.lits }, ty })
+                Ok(WatchPlan::Scalar {
+                    program: Program {
+                        ops,
+                        lits: self.lits,
+                    },
+                    ty,
+                })
             }
         }
     }

@@ -27,7 +27,13 @@ pub struct ExprError {
 impl ExprError {
     /// An error at bytes `start..end`.
     pub fn at(start: usize, end: usize, message: impl Into<String>) -> ExprError {
-        ExprError { span: Span { start, end: end.max(start + 1) }, message: message.into() }
+        ExprError {
+            span: Span {
+                start,
+                end: end.max(start + 1),
+            },
+            message: message.into(),
+        }
     }
 
     /// The error with the expression quoted and the span underlined:
@@ -38,8 +44,19 @@ impl ExprError {
     /// ```
     pub fn render(&self, text: &str) -> String {
         let col = text[..self.span.start.min(text.len())].chars().count();
-        let width = text.get(self.span.start..self.span.end.min(text.len())).map(|s| s.chars().count()).unwrap_or(1).max(1);
-        format!("column {}: {}\n  {}\n  {}{}", col + 1, self.message, text, " ".repeat(col), "^".repeat(width))
+        let width = text
+            .get(self.span.start..self.span.end.min(text.len()))
+            .map(|s| s.chars().count())
+            .unwrap_or(1)
+            .max(1);
+        format!(
+            "column {}: {}\n  {}\n  {}{}",
+            col + 1,
+            self.message,
+            text,
+            " ".repeat(col),
+            "^".repeat(width)
+        )
     }
 }
 
@@ -57,7 +74,8 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Expr {
-        parse(s, &|n| n == "uint32_t" || n == "Order" || n == "ns::T").unwrap_or_else(|e| panic!("{}", e.render(s)))
+        parse(s, &|n| n == "uint32_t" || n == "Order" || n == "ns::T")
+            .unwrap_or_else(|e| panic!("{}", e.render(s)))
     }
     fn err(s: &str) -> ExprError {
         parse(s, &|n| n == "uint32_t").unwrap_err()
@@ -75,10 +93,19 @@ mod tests {
             ExprKind::Unary(op, x) => format!("({op:?} {})", show(x)),
             ExprKind::Binary(op, a, b) => format!("({} {} {})", show(a), op.text(), show(b)),
             ExprKind::Cond(c, a, b) => format!("({} ? {} : {})", show(c), show(a), show(b)),
-            ExprKind::Cast(t, x) => format!("(({}{}) {})", t.base, "*".repeat(t.pointers as usize), show(x)),
-            ExprKind::SizeofType(t) => format!("sizeof({}{})", t.base, "*".repeat(t.pointers as usize)),
+            ExprKind::Cast(t, x) => format!(
+                "(({}{}) {})",
+                t.base,
+                "*".repeat(t.pointers as usize),
+                show(x)
+            ),
+            ExprKind::SizeofType(t) => {
+                format!("sizeof({}{})", t.base, "*".repeat(t.pointers as usize))
+            }
             ExprKind::SizeofExpr(x) => format!("sizeof {}", show(x)),
-            ExprKind::Member { base, field, arrow } => format!("{}{}{field}", show(base), if *arrow { "->" } else { "." }),
+            ExprKind::Member { base, field, arrow } => {
+                format!("{}{}{field}", show(base), if *arrow { "->" } else { "." })
+            }
             ExprKind::Index(a, i) => format!("{}[{}]", show(a), show(i)),
         }
     }
@@ -88,7 +115,10 @@ mod tests {
         assert_eq!(show(&p("a + b * c - d")), "((a + (b * c)) - d)");
         assert_eq!(show(&p("a - b - c")), "((a - b) - c)");
         assert_eq!(show(&p("a < b == c < d")), "((a < b) == (c < d))");
-        assert_eq!(show(&p("a || b && c | d ^ e & f")), "(a || (b && (c | (d ^ (e & f)))))");
+        assert_eq!(
+            show(&p("a || b && c | d ^ e & f")),
+            "(a || (b && (c | (d ^ (e & f)))))"
+        );
         assert_eq!(show(&p("a << 2 + 1")), "(a << (2 + 1))");
         assert_eq!(show(&p("c ? a : b ? x : y")), "(c ? a : (b ? x : y))");
         assert_eq!(show(&p("-a[1]->b.c")), "(Neg a[1]->b.c)");
@@ -99,12 +129,28 @@ mod tests {
 
     #[test]
     fn literals() {
-        assert_eq!(show(&p("0x1F + 017 + 0b101 + 1'000")), "(((31 + 15) + 5) + 1000)");
+        assert_eq!(
+            show(&p("0x1F + 017 + 0b101 + 1'000")),
+            "(((31 + 15) + 5) + 1000)"
+        );
         assert_eq!(show(&p("'a' == '\\n'")), "('a' == '\n')");
         assert_eq!(show(&p("name == \"bob\" \"by\"")), "(name == \"bobby\")");
         assert_eq!(show(&p("1.5e3")), "1500f");
-        assert!(matches!(p("10ul").kind, ExprKind::Int { value: 10, suffix: IntSuffix { unsigned: true, longs: 1 }, .. }));
-        assert!(matches!(p("2.5f").kind, ExprKind::Float { single: true, .. }));
+        assert!(matches!(
+            p("10ul").kind,
+            ExprKind::Int {
+                value: 10,
+                suffix: IntSuffix {
+                    unsigned: true,
+                    longs: 1
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            p("2.5f").kind,
+            ExprKind::Float { single: true, .. }
+        ));
         assert_eq!(show(&p("true")), "1");
     }
 
@@ -117,8 +163,14 @@ mod tests {
         assert_eq!(show(&p("(x) + 1")), "(x + 1)");
         assert_eq!(show(&p("(Order*)p")), "((Order*) p)");
         assert_eq!(show(&p("(ns::T)v")), "((ns::T) v)");
-        assert_eq!(show(&p("sizeof(struct order) + sizeof x")), "(sizeof(struct order) + sizeof x)");
-        assert_eq!(show(&p("$tid == 5 && $hits > 2")), "((Tid == 5) && (Hits > 2))");
+        assert_eq!(
+            show(&p("sizeof(struct order) + sizeof x")),
+            "(sizeof(struct order) + sizeof x)"
+        );
+        assert_eq!(
+            show(&p("$tid == 5 && $hits > 2")),
+            "((Tid == 5) && (Hits > 2))"
+        );
         assert_eq!(show(&p("ns::counter + std::x")), "(ns::counter + std::x)");
     }
 
@@ -127,7 +179,11 @@ mod tests {
         let e = err("a = 1");
         assert_eq!(e.span.start, 2);
         assert!(e.message.contains("'=='"));
-        assert!(err("f(1)").message.contains("function calls are not allowed"));
+        assert!(
+            err("f(1)")
+                .message
+                .contains("function calls are not allowed")
+        );
         assert!(err("i++").message.contains("read-only"));
         assert!(err("x += 1").message.contains("read-only"));
         let e = err("a + ");
@@ -148,7 +204,10 @@ mod tests {
 
     #[test]
     fn never_panics_on_garbage() {
-        for s in ["(((", ")))", "->->", "'", "'ab'", "\"\\", "0x", "1e", "$", "sizeof", "sizeof(", "(int", "a ? b", "a[", "::", "a::", "(struct)", "*&*&", "~~~~", "..."] {
+        for s in [
+            "(((", ")))", "->->", "'", "'ab'", "\"\\", "0x", "1e", "$", "sizeof", "sizeof(",
+            "(int", "a ? b", "a[", "::", "a::", "(struct)", "*&*&", "~~~~", "...",
+        ] {
             let _ = parse(s, &|_| false);
         }
     }

@@ -2,8 +2,8 @@
 //! assignment, increment or the comma operator, plus registers (`$rdi`) and hit facts
 //! (`$tid`). A precedence-climbing parser; every error carries the span to point at.
 
-use super::ast::*;
 use super::ExprError;
+use super::ast::*;
 use crate::regs::Reg;
 use crate::vm::Fact;
 
@@ -27,8 +27,9 @@ struct Token {
 
 /// Multi-character punctuators first, so `->` wins over `-`.
 const PUNCTS: &[&str] = &[
-    "<<=", ">>=", "->", "<<", ">>", "<=", ">=", "==", "!=", "&&", "||", "++", "--", "+=", "-=", "*=", "/=", "::", "+", "-",
-    "*", "/", "%", "<", ">", "&", "^", "|", "!", "~", "?", ":", "(", ")", "[", "]", ".", "=", ",", "{", "}", ";",
+    "<<=", ">>=", "->", "<<", ">>", "<=", ">=", "==", "!=", "&&", "||", "++", "--", "+=", "-=",
+    "*=", "/=", "::", "+", "-", "*", "/", "%", "<", ">", "&", "^", "|", "!", "~", "?", ":", "(",
+    ")", "[", "]", ".", "=", ",", "{", "}", ";",
 ];
 
 fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
@@ -43,40 +44,73 @@ fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
         }
         let start = i;
         if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
-            let (tok, len) = lex_number(&text[i..]).map_err(|m| ExprError::at(start, start + 1, m))?;
+            let (tok, len) =
+                lex_number(&text[i..]).map_err(|m| ExprError::at(start, start + 1, m))?;
             i += len;
-            out.push(Token { tok, span: Span { start, end: i } });
+            out.push(Token {
+                tok,
+                span: Span { start, end: i },
+            });
         } else if c.is_ascii_alphabetic() || c == b'_' {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Ident(text[start..i].to_string()), span: Span { start, end: i } });
+            out.push(Token {
+                tok: Tok::Ident(text[start..i].to_string()),
+                span: Span { start, end: i },
+            });
         } else if c == b'$' {
             i += 1;
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
             if i == start + 1 {
-                return Err(ExprError::at(start, i, "expected a register or fact name after '$' (e.g. $rdi, $tid)"));
+                return Err(ExprError::at(
+                    start,
+                    i,
+                    "expected a register or fact name after '$' (e.g. $rdi, $tid)",
+                ));
             }
-            out.push(Token { tok: Tok::Dollar(text[start + 1..i].to_string()), span: Span { start, end: i } });
+            out.push(Token {
+                tok: Tok::Dollar(text[start + 1..i].to_string()),
+                span: Span { start, end: i },
+            });
         } else if c == b'\'' {
             let (v, len) = lex_char(&b[i..]).map_err(|m| ExprError::at(start, start + 1, m))?;
             i += len;
-            out.push(Token { tok: Tok::Char(v), span: Span { start, end: i } });
+            out.push(Token {
+                tok: Tok::Char(v),
+                span: Span { start, end: i },
+            });
         } else if c == b'"' {
             let (v, len) = lex_string(&b[i..]).map_err(|m| ExprError::at(start, start + 1, m))?;
             i += len;
-            out.push(Token { tok: Tok::Str(v), span: Span { start, end: i } });
+            out.push(Token {
+                tok: Tok::Str(v),
+                span: Span { start, end: i },
+            });
         } else if let Some(p) = PUNCTS.iter().find(|p| text[i..].starts_with(**p)) {
             i += p.len();
-            out.push(Token { tok: Tok::Punct(p), span: Span { start, end: i } });
+            out.push(Token {
+                tok: Tok::Punct(p),
+                span: Span { start, end: i },
+            });
         } else {
             let ch = text[i..].chars().next().unwrap();
-            return Err(ExprError::at(start, start + ch.len_utf8(), format!("unexpected character '{ch}'")));
+            return Err(ExprError::at(
+                start,
+                start + ch.len_utf8(),
+                format!("unexpected character '{ch}'"),
+            ));
         }
     }
-    out.push(Token { tok: Tok::End, span: Span { start: text.len(), end: text.len() } });
+    out.push(Token {
+        tok: Tok::End,
+        span: Span {
+            start: text.len(),
+            end: text.len(),
+        },
+    });
     Ok(out)
 }
 
@@ -127,7 +161,9 @@ fn lex_number(s: &str) -> Result<(Tok, usize), String> {
         if end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
             return Err(format!("bad suffix on the number '{}'", &s[..end + 1]));
         }
-        let v: f64 = body.parse().map_err(|_| format!("bad floating-point number '{body}'"))?;
+        let v: f64 = body
+            .parse()
+            .map_err(|_| format!("bad floating-point number '{body}'"))?;
         return Ok((Tok::Float(v, single), end));
     }
     let digits = &body[digits_start..];
@@ -135,14 +171,28 @@ fn lex_number(s: &str) -> Result<(Tok, usize), String> {
         return Err(format!("'{}' has no digits", &s[..i]));
     }
     // C: a leading 0 means octal.
-    let (radix, digits) = if radix == 10 && digits.len() > 1 && digits.starts_with('0') { (8, &digits[1..]) } else { (radix, digits) };
-    let value = u64::from_str_radix(digits, radix).map_err(|_| format!("the number '{}' does not fit in 64 bits or is not valid", &s[..i]))?;
-    let mut suffix = IntSuffix { unsigned: false, longs: 0 };
+    let (radix, digits) = if radix == 10 && digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (radix, digits)
+    };
+    let value = u64::from_str_radix(digits, radix).map_err(|_| {
+        format!(
+            "the number '{}' does not fit in 64 bits or is not valid",
+            &s[..i]
+        )
+    })?;
+    let mut suffix = IntSuffix {
+        unsigned: false,
+        longs: 0,
+    };
     while i < b.len() {
         match b[i] {
             b'u' | b'U' if !suffix.unsigned => suffix.unsigned = true,
             b'l' | b'L' if suffix.longs < 2 => suffix.longs += 1,
-            c if c.is_ascii_alphanumeric() || c == b'_' => return Err(format!("bad suffix '{}' on a number", c as char)),
+            c if c.is_ascii_alphanumeric() || c == b'_' => {
+                return Err(format!("bad suffix '{}' on a number", c as char));
+            }
             _ => break,
         }
         i += 1;
@@ -172,7 +222,8 @@ fn escape(b: &[u8], i: &mut usize) -> Result<u8, String> {
             while *i < b.len() && b[*i].is_ascii_hexdigit() && *i - start < 2 {
                 *i += 1;
             }
-            u8::from_str_radix(std::str::from_utf8(&b[start..*i]).unwrap_or(""), 16).map_err(|_| "bad \\x escape")?
+            u8::from_str_radix(std::str::from_utf8(&b[start..*i]).unwrap_or(""), 16)
+                .map_err(|_| "bad \\x escape")?
         }
         other => return Err(format!("unknown escape '\\{}'", other as char)),
     })
@@ -212,8 +263,8 @@ fn lex_string(b: &[u8]) -> Result<(Vec<u8>, usize), String> {
 
 /// Words that start a type name in a cast or sizeof.
 const TYPE_WORDS: &[&str] = &[
-    "void", "char", "short", "int", "long", "float", "double", "signed", "unsigned", "_Bool", "bool", "struct", "union", "enum",
-    "class", "const", "volatile",
+    "void", "char", "short", "int", "long", "float", "double", "signed", "unsigned", "_Bool",
+    "bool", "struct", "union", "enum", "class", "const", "volatile",
 ];
 
 struct Parser<'a> {
@@ -226,14 +277,20 @@ struct Parser<'a> {
 /// classes) so `(T) x` can be told from `(x)`.
 pub fn parse(text: &str, is_type: &dyn Fn(&str) -> bool) -> Result<Expr, ExprError> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, pos: 0, is_type };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        is_type,
+    };
     if matches!(p.peek(), Tok::End) {
         return Err(ExprError::at(0, text.len().max(1), "empty expression"));
     }
     let e = p.expr()?;
     match p.peek().clone() {
         Tok::End => Ok(e),
-        Tok::Punct(",") => Err(p.err_here("the comma operator is not supported; write one expression")),
+        Tok::Punct(",") => {
+            Err(p.err_here("the comma operator is not supported; write one expression"))
+        }
         _ => Err(p.err_here("unexpected text after the expression (a missing operator?)")),
     }
 }
@@ -282,12 +339,17 @@ impl Parser<'_> {
             self.expect(":", "in 'c ? a : b'")?;
             let b = self.expr()?;
             let span = cond.span.to(b.span);
-            return Ok(Expr { kind: ExprKind::Cond(Box::new(cond), Box::new(a), Box::new(b)), span });
+            return Ok(Expr {
+                kind: ExprKind::Cond(Box::new(cond), Box::new(a), Box::new(b)),
+                span,
+            });
         }
         if let Tok::Punct(p) = self.peek() {
             let p = *p;
             if p == "=" {
-                return Err(self.err_here("assignment is not allowed (expressions are read-only); did you mean '=='?"));
+                return Err(self.err_here(
+                    "assignment is not allowed (expressions are read-only); did you mean '=='?",
+                ));
             }
             if matches!(p, "+=" | "-=" | "*=" | "/=" | "<<=" | ">>=") {
                 return Err(self.err_here("assignment is not allowed: expressions are read-only"));
@@ -297,7 +359,9 @@ impl Parser<'_> {
     }
 
     fn binop(&self) -> Option<(BinOp, u8)> {
-        let Tok::Punct(p) = self.peek() else { return None };
+        let Tok::Punct(p) = self.peek() else {
+            return None;
+        };
         Some(match *p {
             "||" => (BinOp::Or, 1),
             "&&" => (BinOp::And, 2),
@@ -334,7 +398,10 @@ impl Parser<'_> {
             }
             let rhs = self.binary(prec + 1)?;
             let span = lhs.span.to(rhs.span);
-            lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span };
+            lhs = Expr {
+                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                span,
+            };
         }
         Ok(lhs)
     }
@@ -349,7 +416,9 @@ impl Parser<'_> {
             Tok::Punct("*") => Some(UnOp::Deref),
             Tok::Punct("&") => Some(UnOp::AddrOf),
             Tok::Punct("++") | Tok::Punct("--") => {
-                return Err(self.err_here("'++' and '--' change the program: expressions are read-only"));
+                return Err(
+                    self.err_here("'++' and '--' change the program: expressions are read-only")
+                );
             }
             _ => None,
         };
@@ -357,7 +426,10 @@ impl Parser<'_> {
             self.bump();
             let e = self.unary()?;
             let span = start.to(e.span);
-            return Ok(Expr { kind: ExprKind::Unary(op, Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Unary(op, Box::new(e)),
+                span,
+            });
         }
         if matches!(self.peek(), Tok::Ident(s) if s == "sizeof") {
             self.bump();
@@ -365,11 +437,17 @@ impl Parser<'_> {
                 self.bump();
                 let ty = self.type_name()?;
                 let end = self.expect(")", "to close sizeof(type)")?;
-                return Ok(Expr { kind: ExprKind::SizeofType(ty), span: start.to(end) });
+                return Ok(Expr {
+                    kind: ExprKind::SizeofType(ty),
+                    span: start.to(end),
+                });
             }
             let e = self.unary()?;
             let span = start.to(e.span);
-            return Ok(Expr { kind: ExprKind::SizeofExpr(Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::SizeofExpr(Box::new(e)),
+                span,
+            });
         }
         if matches!(self.peek(), Tok::Punct("(")) && self.starts_type(1) {
             self.bump();
@@ -377,7 +455,10 @@ impl Parser<'_> {
             self.expect(")", "to close the cast's type")?;
             let e = self.unary()?;
             let span = start.to(e.span);
-            return Ok(Expr { kind: ExprKind::Cast(ty, Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Cast(ty, Box::new(e)),
+                span,
+            });
         }
         self.postfix()
     }
@@ -401,7 +482,8 @@ impl Parser<'_> {
                         break;
                     }
                 }
-                (self.is_type)(&name) && matches!(self.peek_at(j), Tok::Punct(")") | Tok::Punct("*"))
+                (self.is_type)(&name)
+                    && matches!(self.peek_at(j), Tok::Punct(")") | Tok::Punct("*"))
             }
             _ => false,
         }
@@ -459,7 +541,11 @@ impl Parser<'_> {
                 break;
             }
         }
-        Ok(TypeName { base: normalize_type(&words), pointers, span: start.to(end) })
+        Ok(TypeName {
+            base: normalize_type(&words),
+            pointers,
+            span: start.to(end),
+        })
     }
 
     fn postfix(&mut self) -> Result<Expr, ExprError> {
@@ -472,19 +558,40 @@ impl Parser<'_> {
                 }
                 let t = self.bump();
                 let Tok::Ident(field) = t.tok else {
-                    return Err(ExprError::at(t.span.start, t.span.end.max(t.span.start + 1), format!("expected a member name after '{}'", if arrow { "->" } else { "." })));
+                    return Err(ExprError::at(
+                        t.span.start,
+                        t.span.end.max(t.span.start + 1),
+                        format!(
+                            "expected a member name after '{}'",
+                            if arrow { "->" } else { "." }
+                        ),
+                    ));
                 };
                 let span = e.span.to(t.span);
-                e = Expr { kind: ExprKind::Member { base: Box::new(e), field, arrow }, span };
+                e = Expr {
+                    kind: ExprKind::Member {
+                        base: Box::new(e),
+                        field,
+                        arrow,
+                    },
+                    span,
+                };
             } else if self.eat("[") {
                 let i = self.expr()?;
                 let end = self.expect("]", "to close the index")?;
                 let span = e.span.to(end);
-                e = Expr { kind: ExprKind::Index(Box::new(e), Box::new(i)), span };
+                e = Expr {
+                    kind: ExprKind::Index(Box::new(e), Box::new(i)),
+                    span,
+                };
             } else if matches!(self.peek(), Tok::Punct("(")) {
-                return Err(self.err_here("function calls are not allowed: expressions only read registers and memory"));
+                return Err(self.err_here(
+                    "function calls are not allowed: expressions only read registers and memory",
+                ));
             } else if matches!(self.peek(), Tok::Punct("++") | Tok::Punct("--")) {
-                return Err(self.err_here("'++' and '--' change the program: expressions are read-only"));
+                return Err(
+                    self.err_here("'++' and '--' change the program: expressions are read-only")
+                );
             } else {
                 return Ok(e);
             }
@@ -495,7 +602,11 @@ impl Parser<'_> {
         let t = self.bump();
         let span = t.span;
         let kind = match t.tok {
-            Tok::Int(value, suffix, decimal) => ExprKind::Int { value, suffix, decimal },
+            Tok::Int(value, suffix, decimal) => ExprKind::Int {
+                value,
+                suffix,
+                decimal,
+            },
             Tok::Float(value, single) => ExprKind::Float { value, single },
             Tok::Char(c) => ExprKind::Char(c),
             Tok::Str(s) => {
@@ -506,7 +617,10 @@ impl Parser<'_> {
                     s.extend_from_slice(&more);
                     span = span.to(self.bump().span);
                 }
-                return Ok(Expr { kind: ExprKind::Str(s), span });
+                return Ok(Expr {
+                    kind: ExprKind::Str(s),
+                    span,
+                });
             }
             Tok::Ident(name) => {
                 if name == "sizeof" {
@@ -523,12 +637,32 @@ impl Parser<'_> {
                             name.push_str(&part);
                             span = span.to(n.span);
                         }
-                        _ => return Err(ExprError::at(n.span.start, n.span.end.max(n.span.start + 1), "expected a name after '::'")),
+                        _ => {
+                            return Err(ExprError::at(
+                                n.span.start,
+                                n.span.end.max(n.span.start + 1),
+                                "expected a name after '::'",
+                            ));
+                        }
                     }
                 }
                 let kind = match name.as_str() {
-                    "true" => ExprKind::Int { value: 1, suffix: IntSuffix { unsigned: false, longs: 0 }, decimal: true },
-                    "false" => ExprKind::Int { value: 0, suffix: IntSuffix { unsigned: false, longs: 0 }, decimal: true },
+                    "true" => ExprKind::Int {
+                        value: 1,
+                        suffix: IntSuffix {
+                            unsigned: false,
+                            longs: 0,
+                        },
+                        decimal: true,
+                    },
+                    "false" => ExprKind::Int {
+                        value: 0,
+                        suffix: IntSuffix {
+                            unsigned: false,
+                            longs: 0,
+                        },
+                        decimal: true,
+                    },
                     _ => ExprKind::Ident(name),
                 };
                 return Ok(Expr { kind, span });
@@ -543,7 +677,9 @@ impl Parser<'_> {
                         return Err(ExprError::at(
                             span.start,
                             span.end,
-                            format!("unknown register or fact ${reg}: use $rax..$r15, $rip, $rsp, $fs_base, $tid, $pid or $hits"),
+                            format!(
+                                "unknown register or fact ${reg}: use $rax..$r15, $rip, $rsp, $fs_base, $tid, $pid or $hits"
+                            ),
                         ));
                     }
                 },
@@ -551,10 +687,25 @@ impl Parser<'_> {
             Tok::Punct("(") => {
                 let e = self.expr()?;
                 let end = self.expect(")", "to close '('")?;
-                return Ok(Expr { kind: e.kind, span: span.to(end) });
+                return Ok(Expr {
+                    kind: e.kind,
+                    span: span.to(end),
+                });
             }
-            Tok::End => return Err(ExprError::at(span.start, span.start + 1, "expected a value here; the expression ends too early")),
-            Tok::Punct(p) => return Err(ExprError::at(span.start, span.end, format!("expected a value, found '{p}'"))),
+            Tok::End => {
+                return Err(ExprError::at(
+                    span.start,
+                    span.start + 1,
+                    "expected a value here; the expression ends too early",
+                ));
+            }
+            Tok::Punct(p) => {
+                return Err(ExprError::at(
+                    span.start,
+                    span.end,
+                    format!("expected a value, found '{p}'"),
+                ));
+            }
         };
         Ok(Expr { kind, span })
     }
@@ -582,7 +733,11 @@ fn normalize_type(words: &[String]) -> String {
     } else {
         "int"
     };
-    let base = if has("double") && longs == 1 { "long double" } else { base };
+    let base = if has("double") && longs == 1 {
+        "long double"
+    } else {
+        base
+    };
     if has("unsigned") {
         format!("unsigned {base}")
     } else if has("signed") && base == "char" {
@@ -591,4 +746,3 @@ fn normalize_type(words: &[String]) -> String {
         base.to_string()
     }
 }
-
