@@ -56,7 +56,7 @@ pub(crate) fn run(pid: i32, regs: &libc::user_regs_struct, plans: &[ValuePlan]) 
                     let first = (PAGE - at % PAGE).min(max);
                     wants.push((i, *at, first as usize));
                     if first < max {
-                        wants.push((i, at + first, (max - first) as usize));
+                        wants.push((i, at.wrapping_add(first), (max - first) as usize));
                     }
                 }
                 _ => {}

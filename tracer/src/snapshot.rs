@@ -759,7 +759,7 @@ impl<'a> Reader<'a> {
                 };
                 if !text.contains(&0)
                     && first < max
-                    && let Ok(more) = self.read(addr + first as u64, max - first)
+                    && let Ok(more) = self.read(addr.wrapping_add(first as u64), max - first)
                 {
                     text.extend_from_slice(&more);
                 }

@@ -256,7 +256,7 @@ impl Cache {
     fn get(&self, addr: u64, len: usize) -> Lookup<'_> {
         for (a, l, data) in &self.entries {
             match data {
-                Some(d) if *a <= addr && addr.wrapping_add(len as u64) <= a + d.len() as u64 => {
+                Some(d) if *a <= addr && (addr - a).checked_add(len as u64).is_some_and(|end| end <= d.len() as u64) => {
                     let off = (addr - a) as usize;
                     return Lookup::Hit(&d[off..off + len]);
                 }
@@ -308,7 +308,7 @@ pub fn run_all(
                     let first = ((PAGE - addr % PAGE) as usize).min(max);
                     wants.push((addr, first));
                     if first < max {
-                        wants.push((addr + first as u64, max - first));
+                        wants.push((addr.wrapping_add(first as u64), max - first));
                     }
                 }
                 None => {}
@@ -355,7 +355,7 @@ fn cached_str(cache: &Cache, addr: u64, max: usize) -> Result<Option<Vec<u8>>, (
         Lookup::Miss => return Err(()),
     };
     if first < max {
-        match cache.get(addr + first as u64, max - first) {
+        match cache.get(addr.wrapping_add(first as u64), max - first) {
             Lookup::Hit(b) => out.extend_from_slice(b),
             Lookup::Failed => {}
             Lookup::Miss => return Err(()),
@@ -659,7 +659,7 @@ mod tests {
                 .iter_mut()
                 .map(|(addr, buf)| {
                     for (base, data) in &self.regions {
-                        if *addr >= *base && *addr + buf.len() as u64 <= base + data.len() as u64 {
+                        if *addr >= *base && (*addr - base).saturating_add(buf.len() as u64) <= data.len() as u64 {
                             let off = (*addr - base) as usize;
                             buf.copy_from_slice(&data[off..off + buf.len()]);
                             return true;

@@ -212,3 +212,114 @@ mod tests {
         }
     }
 }
+
+/// A fuzzer for the parser and the value machine, in the test suite so CI runs it for a
+/// bounded time on every change: random token soups and random byte strings must parse or
+/// fail with an error, never panic; random programs must run or fault, never panic or loop.
+#[cfg(test)]
+mod fuzz {
+    use super::parse;
+
+    /// xorshift64*: deterministic, so a failure reproduces from its iteration number.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const TOKENS: &[&str] = &[
+        "a", "o", "qty", "ns::x", "$rdi", "$hits", "$nope", "0", "1", "0x1f", "017", "1.5e3", "2.5f", "10ul", "'a'", "'\\n'", "\"bob\"",
+        "\"", "'", "+", "-", "*", "/", "%", "<<", ">>", "<", "<=", ">", ">=", "==", "!=", "&", "^", "|", "&&", "||", "!", "~", "?",
+        ":", "(", ")", "[", "]", ".", "->", "=", "++", ",", "sizeof", "(int)", "(struct order *)", "(unsigned long)", " ", "::",
+        "9999999999999999999999", "1e", "0x", "$", "\\", "\u{e9}",
+    ];
+
+    #[test]
+    fn the_parser_never_panics() {
+        let mut rng = Rng(0x5eed_1234_5678_9abc);
+        let budget = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut n = 0u64;
+        while std::time::Instant::now() < budget {
+            n += 1;
+            let len = rng.below(24);
+            let text: String = if rng.below(4) == 0 {
+                // Raw bytes (valid UTF-8 only: expressions come from the command line as strings).
+                (0..len).map(|_| char::from(32 + rng.below(95) as u8)).collect()
+            } else {
+                (0..len).map(|_| TOKENS[rng.below(TOKENS.len())]).collect::<Vec<_>>().join(if rng.below(2) == 0 { "" } else { " " })
+            };
+            let result = std::panic::catch_unwind(|| parse(&text, &|name| name == "uint32_t"));
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    // Errors point inside (or just past) the text and render without panicking.
+                    assert!(e.span.start <= text.len(), "iteration {n}: span past the end for {text:?}");
+                    let _ = e.render(&text);
+                }
+                Err(_) => panic!("iteration {n}: the parser panicked on {text:?}"),
+            }
+        }
+        assert!(n > 1000, "too few iterations ({n}) to mean anything");
+    }
+
+    #[test]
+    fn the_value_machine_never_panics_or_loops() {
+        use crate::regs::Reg;
+        use crate::vm::*;
+        struct NoMemory;
+        impl Memory for NoMemory {
+            fn read_batch(&mut self, ranges: &mut [(u64, &mut [u8])]) -> Vec<bool> {
+                ranges.iter().map(|(a, _)| *a % 3 == 0).collect()
+            }
+        }
+        let mut rng = Rng(0xfeed_beef_cafe_f00d);
+        // SAFETY: all-zero registers are a valid value.
+        let regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        let ctx = HitContext { regs: &regs, pid: 1, tid: 1, hits: 1 };
+        let ops = |rng: &mut Rng, len: usize| -> Vec<Op> {
+            (0..len)
+                .map(|i| match rng.below(24) {
+                    0 => Op::Reg(Reg::Rsp),
+                    1 => Op::Const(rng.next()),
+                    2 => Op::Load([1u8, 2, 4, 8][rng.below(4)]),
+                    3 => Op::Add,
+                    4 => Op::DivS,
+                    5 => Op::RemU,
+                    6 => Op::Shl,
+                    7 => Op::SExt(rng.below(70) as u8),
+                    8 => Op::ZExt(rng.below(70) as u8),
+                    9 => Op::Jz(rng.below(len + 3) as u32),
+                    10 => Op::Jmp((i + 1 + rng.below(3)) as u32),
+                    11 => Op::Dup,
+                    12 => Op::Swap,
+                    13 => Op::Drop,
+                    14 => Op::StrEq { lit: rng.below(3) as u32 },
+                    15 => Op::BytesEq { lit: rng.below(3) as u32 },
+                    16 => Op::CaptureMem(rng.below(1 << 20) as u32),
+                    17 => Op::CaptureCStr(rng.below(5000) as u32),
+                    18 => Op::CaptureWord(rng.below(12) as u8),
+                    19 => Op::FToI { signed: rng.below(2) == 0 },
+                    20 => Op::FDiv,
+                    21 => Op::Unavailable { why: rng.below(4) as u32 },
+                    22 => Op::LtS,
+                    _ => Op::Fact(Fact::Hits),
+                })
+                .collect()
+        };
+        for _ in 0..20_000 {
+            let len = 1 + rng.below(20);
+            let programs: Vec<Program> =
+                (0..1 + rng.below(3)).map(|_| Program { ops: ops(&mut rng, len), lits: vec![b"bob".to_vec()] }).collect();
+            let refs: Vec<&Program> = programs.iter().collect();
+            let out = run_all(&refs, &ctx, &mut NoMemory, Limits { capture_bytes: 4096 });
+            assert_eq!(out.len(), programs.len());
+        }
+    }
+}
