@@ -155,3 +155,79 @@ fn type_errors_are_refused_at_set_time_with_the_column_and_the_fix() {
     code_bytes_match_file(target.pid(), testbin("loop-O0")).unwrap();
     assert_eq!(tracer_pid(target.pid()), 0);
 }
+
+#[test]
+fn template_holes_take_expressions_and_format_specs() {
+    require_ptrace();
+    let dir = TempDir::new("holes");
+    let rec = dir.join("records");
+    let mut target = Target::spawn(
+        "loop-O0",
+        &[
+            "--iterations",
+            "12",
+            "--interval-us",
+            "1000",
+            "--record",
+            rec.to_str().unwrap(),
+            "--wait-stdin",
+        ],
+    );
+    let loc = probe_location("loop.c", "process_order_body");
+    let mut scry = Scry::start(&[
+        "attach",
+        "--pid",
+        &target.pid().to_string(),
+        "--log",
+        &loc,
+        "id={o->id:x} twice={o->qty * 2} big={o->qty > 3 ? 1 : 0} name={name:s} neg={-o->qty}",
+    ]);
+    scry.wait_stderr("printing hits", Duration::from_secs(20));
+    target.send_stdin(b'g');
+    assert!(
+        target
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+    assert_eq!(
+        scry.wait(Duration::from_secs(10)).code(),
+        Some(0),
+        "{:?}",
+        scry.stderr()
+    );
+    let records: Vec<String> = read_records(&rec)
+        .into_iter()
+        .filter(|l| l.starts_with("call "))
+        .collect();
+    let lines = scry.stdout();
+    assert_eq!(lines.len(), records.len());
+    for (line, r) in lines.iter().zip(&records) {
+        let (id, qty, name) = (
+            kv_i64(r, "id"),
+            kv_i64(r, "qty"),
+            parse_kv(r)["name"].clone(),
+        );
+        let want = format!(
+            "id={id:#x} twice={} big={} name={name} neg={}",
+            qty * 2,
+            (qty > 3) as i32,
+            -qty
+        );
+        assert!(line.ends_with(&want), "{line:?} should end with {want:?}");
+    }
+    // A typo in a hole is refused when the probe is set, pointing at it.
+    let other = Target::spawn("loop-O0", &["--interval-us", "1000"]);
+    let (code, _, stderr) = run_scry(
+        &[
+            "attach",
+            "--pid",
+            &other.pid().to_string(),
+            "--log",
+            &loc,
+            "x={o->qtty + 1}",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.join("\n").contains("no member 'qtty'"), "{stderr:?}");
+}

@@ -88,6 +88,7 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                     continue;
                 }
                 let values = crate::fetch::run(pid, &regs, &p.sites[site as usize].plans);
+                let exprs = run_exprs(&p.sites[site as usize].exprs, &regs, pid, tid, p.executions);
                 let service_ns = woke.elapsed().as_nanos() as u64;
                 let _ = e.events.send(Event::Hit(HitRecord {
                     probe,
@@ -97,6 +98,7 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                     time: SystemTime::now(),
                     seq,
                     values,
+                    exprs,
                     service_ns,
                 }));
             }
@@ -185,6 +187,28 @@ pub(crate) fn resume_displaced(
     }
     let _ = ptrace::set_regs(tid, &regs);
     e.resume(tid, 0);
+}
+
+/// Runs a template's expression holes against the stopped thread (one batched read per round).
+fn run_exprs(
+    exprs: &[crate::vm::Program],
+    regs: &libc::user_regs_struct,
+    pid: i32,
+    tid: Tid,
+    hits: u64,
+) -> Vec<crate::vm::Outcome> {
+    if exprs.is_empty() {
+        return Vec::new();
+    }
+    let ctx = crate::vm::HitContext {
+        regs,
+        pid,
+        tid,
+        hits,
+    };
+    let mut mem = crate::vm::ProcessMemory { pid };
+    let refs: Vec<&crate::vm::Program> = exprs.iter().collect();
+    crate::vm::run_all(&refs, &ctx, &mut mem, crate::vm::Limits::default())
 }
 
 /// Runs a probe's condition against the stopped thread.

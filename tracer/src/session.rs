@@ -101,6 +101,8 @@ pub enum ProbeError {
     Condition { at: String, rendered: String },
     #[error("in the watch expression at {at}: {rendered}")]
     Watch { at: String, rendered: String },
+    #[error("in the template's {{…}} at {at}: {rendered}")]
+    Hole { at: String, rendered: String },
     #[error(transparent)]
     Symbol(#[from] SymbolError),
     #[error("cannot plant '{location}': {source}")]
@@ -151,6 +153,9 @@ struct ProbeEntry {
     watches: Vec<Vec<(String, crate::expr::compile::WatchPlan)>>,
     /// Per site, in the engine's site order: where it is and the types of its holes.
     sites: Vec<(ResolvedSite, Vec<TypeDesc>)>,
+    /// Per site: the types of the expression holes' words (with the module's symbols, to
+    /// name enumerators).
+    expr_types: Vec<(Arc<ModuleSymbols>, Vec<crate::expr::compile::Ty>)>,
     /// Waiting for a module with this name.
     pending: Option<String>,
 }
@@ -331,6 +336,7 @@ impl Session {
             condition: spec.condition.clone(),
             snapshot: spec.snapshot.clone(),
             watches: Vec::new(),
+            expr_types: Vec::new(),
             sites: Vec::new(),
             pending: None,
         };
@@ -400,6 +406,8 @@ impl Session {
         let mut message = String::new();
         let mut values = Vec::new();
         let mut k = 0;
+        let mut j = 0;
+        let expr_types = probe.expr_types.get(hit.site as usize);
         for part in &probe.template.parts {
             match part {
                 Part::Literal(text) => message.push_str(text),
@@ -408,9 +416,31 @@ impl Session {
                         (Some(ty), Some(fetched)) => crate::value::render(ty, fetched),
                         _ => Value::Opaque("?".into()),
                     };
-                    message.push_str(&crate::value::display(&value));
+                    message.push_str(&display_with(&value, path.spec));
                     values.push((path.text.clone(), value));
                     k += 1;
+                }
+                Part::Expr(hole) => {
+                    let value = match (
+                        expr_types.and_then(|(s, t)| t.get(j).map(|t| (s, t))),
+                        hit.exprs.get(j),
+                    ) {
+                        (
+                            Some((symbols, ty)),
+                            Some(crate::vm::Outcome::Done { top: Some(w), .. }),
+                        ) => word_value(symbols, ty, *w),
+                        (_, Some(crate::vm::Outcome::Failed(crate::vm::Fault::OptimizedOut))) => {
+                            Value::OptimizedOut
+                        }
+                        (_, Some(crate::vm::Outcome::Failed(crate::vm::Fault::Unreadable(a)))) => {
+                            Value::Unreadable(*a)
+                        }
+                        (_, Some(crate::vm::Outcome::Failed(f))) => Value::Opaque(format!("{f:?}")),
+                        _ => Value::Opaque("?".into()),
+                    };
+                    message.push_str(&display_with(&value, hole.spec));
+                    values.push((hole.text.clone(), value));
+                    j += 1;
                 }
             }
         }
@@ -702,11 +732,20 @@ fn lower(
                 types.push(ty);
             }
         }
+        let mut exprs = Vec::new();
+        let mut expr_types = Vec::new();
+        for hole in entry.template.expr_holes() {
+            let (program, ty) = compile_hole(&symbols, site.addr, bias, &hole.text)?;
+            exprs.push(program);
+            expr_types.push(ty);
+        }
+        entry.expr_types.push((symbols.clone(), expr_types));
         req.sites.push(PlantSite {
             addr,
             near: module.start,
             plans,
             condition,
+            exprs,
         });
         entry.sites.push((
             ResolvedSite {
@@ -1231,4 +1270,89 @@ fn without_params(name: &str) -> String {
         }
     }
     name.to_string()
+}
+
+/// Compiles a template's expression hole at one site: a word and its type.
+fn compile_hole(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    text: &str,
+) -> Result<(crate::vm::Program, crate::expr::compile::Ty), ProbeError> {
+    let at = {
+        let d = symbols.describe(pc);
+        match (d.file, d.line) {
+            (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
+            _ => format!("{pc}"),
+        }
+    };
+    let is_type = |name: &str| symbols.find_type(name).is_some();
+    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Hole {
+        at: at.clone(),
+        rendered: e.render(text),
+    })?;
+    let compiled = crate::expr::compile::Compiler::new(symbols, pc, bias)
+        .with_source(text)
+        .scalar(&expr)
+        .map_err(|e| ProbeError::Hole {
+            at,
+            rendered: e.render(text),
+        })?;
+    Ok((compiled.program, compiled.ty))
+}
+
+/// A machine word of type `ty` as a value.
+fn word_value(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty, w: u64) -> Value {
+    use crate::expr::compile::{Compiler, Shape};
+    let shape = Compiler::new(symbols, crate::addr::FileAddr(0), crate::addr::Bias(0)).shape(ty);
+    match shape {
+        Shape::Int { signed: true, .. } => Value::Int(w as i64),
+        Shape::Int { signed: false, .. } => Value::Uint(w),
+        Shape::Float { .. } => Value::Float(f64::from_bits(w)),
+        Shape::Bool => Value::Bool(w != 0),
+        Shape::Enum { enumerators, .. } => {
+            let v = w as i64;
+            Value::Enum {
+                value: v,
+                name: enumerators
+                    .iter()
+                    .find(|(e, _)| *e == v)
+                    .map(|(_, n)| n.clone()),
+            }
+        }
+        Shape::Ptr(_) | Shape::Array { .. } => Value::Pointer {
+            addr: w,
+            string: None,
+        },
+        _ => Value::Uint(w),
+    }
+}
+
+/// A value as text, honouring a hole's format spec.
+fn display_with(v: &Value, spec: Option<crate::template::Spec>) -> String {
+    use crate::template::Spec;
+    match (spec, v) {
+        (Some(Spec::Hex), Value::Int(i)) => format!("{:#x}", *i as u64),
+        (Some(Spec::Hex), Value::Uint(u)) => format!("{u:#x}"),
+        (Some(Spec::Hex), Value::Char(c)) => format!("{:#x}", *c as u64),
+        (Some(Spec::Hex), Value::Enum { value, .. }) => format!("{:#x}", *value as u64),
+        (Some(Spec::Hex | Spec::Ptr), Value::Pointer { addr, .. }) => format!("{addr:#x}"),
+        (Some(Spec::Dec), Value::Char(c)) => c.to_string(),
+        (Some(Spec::Dec), Value::Enum { value, .. }) => value.to_string(),
+        (Some(Spec::Dec), Value::Bool(b)) => (*b as u8).to_string(),
+        (Some(Spec::Dec), Value::Pointer { addr, .. }) => addr.to_string(),
+        (
+            Some(Spec::Str),
+            Value::Pointer {
+                string: Some(s), ..
+            },
+        ) => match s.as_ref() {
+            Value::Str { text, truncated } => {
+                format!("{text}{}", if *truncated { "..." } else { "" })
+            }
+            other => crate::value::display(other),
+        },
+        (Some(Spec::Str), Value::Str { text, .. }) => text.clone(),
+        _ => crate::value::display(v),
+    }
 }

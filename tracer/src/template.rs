@@ -22,6 +22,51 @@ pub enum Part {
     Literal(String),
     /// A value to fetch and render.
     Hole(ValuePath),
+    /// A computed value (`{o->qty * 2}`), compiled per site with the expression language.
+    Expr(ExprHole),
+}
+
+/// A format spec after `:` in a hole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spec {
+    /// `:x` — hexadecimal.
+    Hex,
+    /// `:d` — decimal (characters and enums as numbers).
+    Dec,
+    /// `:s` — as a string (a char pointer's text only, without its address).
+    Str,
+    /// `:p` — as a pointer (the address only, no string or target).
+    Ptr,
+}
+
+/// A hole holding an expression rather than a value path.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExprHole {
+    /// The expression's text.
+    pub text: String,
+    /// Its format spec.
+    pub spec: Option<Spec>,
+}
+
+/// Splits `expr:spec` (the spec is one letter; `::` is a C++ scope, not a spec).
+fn split_spec(inner: &str) -> (&str, Option<Spec>) {
+    let t = inner.trim_end();
+    if let Some((body, spec)) = t.rsplit_once(':') {
+        // `a ? b : x` is a conditional, not the spec x: a spec follows its expression directly.
+        if !body.ends_with(':') && !body.ends_with(char::is_whitespace) {
+            let spec = match spec {
+                "x" => Some(Spec::Hex),
+                "d" => Some(Spec::Dec),
+                "s" => Some(Spec::Str),
+                "p" => Some(Spec::Ptr),
+                _ => None,
+            };
+            if spec.is_some() {
+                return (body, spec);
+            }
+        }
+    }
+    (inner, None)
 }
 
 /// What a value path starts from.
@@ -55,6 +100,8 @@ pub struct ValuePath {
     pub deref: bool,
     /// The hole's text as the user wrote it (used as the value's name in JSON output).
     pub text: String,
+    /// Its format spec.
+    pub spec: Option<Spec>,
 }
 
 /// A template that could not be parsed: the position (in chars) and what was expected.
@@ -115,12 +162,29 @@ impl Template {
                             TemplateError::new(text, i, "unclosed '{': close the value with '}', or write '{{' for a literal brace")
                         })?;
                     let inner: String = chars[i + 1..close].iter().collect();
-                    let path = parse_path(&inner)
-                        .map_err(|(col, msg)| TemplateError::new(text, i + 1 + col, msg))?;
+                    let (body, spec) = split_spec(&inner);
+                    if body.trim().is_empty() {
+                        return Err(TemplateError::new(
+                            text,
+                            i + 1,
+                            "empty '{}': name a variable, e.g. {count}, or write '{{' for a literal brace",
+                        ));
+                    }
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
-                    parts.push(Part::Hole(path));
+                    // A plain value path is fetched by a plan; anything else is an
+                    // expression, parsed and type-checked per site when the probe is set.
+                    match parse_path(body) {
+                        Ok(mut path) => {
+                            path.spec = spec;
+                            parts.push(Part::Hole(path));
+                        }
+                        Err(_) => parts.push(Part::Expr(ExprHole {
+                            text: body.trim().to_string(),
+                            spec,
+                        })),
+                    }
                     i = close + 1;
                 }
                 c => {
@@ -135,11 +199,19 @@ impl Template {
         Ok(Template { parts })
     }
 
-    /// The holes of this template, in order.
+    /// The value-path holes of this template, in order.
     pub fn holes(&self) -> impl Iterator<Item = &ValuePath> {
         self.parts.iter().filter_map(|p| match p {
             Part::Hole(h) => Some(h),
-            Part::Literal(_) => None,
+            _ => None,
+        })
+    }
+
+    /// The expression holes of this template, in order.
+    pub fn expr_holes(&self) -> impl Iterator<Item = &ExprHole> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Expr(h) => Some(h),
+            _ => None,
         })
     }
 }
@@ -252,6 +324,7 @@ pub fn parse_path(inner: &str) -> Result<ValuePath, (usize, String)> {
         steps,
         deref,
         text: inner.trim().to_string(),
+        spec: None,
     })
 }
 
@@ -283,13 +356,54 @@ mod tests {
         let e = Template::parse("a {b").unwrap_err();
         assert_eq!(e.column, 3);
         assert!(e.message.contains("'{{'"));
-        let e = Template::parse("a {o->} b").unwrap_err();
-        assert_eq!(e.column, 7);
         let e = Template::parse("x }").unwrap_err();
         assert_eq!(e.column, 3);
-        let e = Template::parse("{$xyz}").unwrap_err();
-        assert!(e.message.contains("unknown register"));
-        let e = Template::parse("{a+b}").unwrap_err();
-        assert_eq!(e.column, 3);
+        let e = Template::parse("a {} b").unwrap_err();
+        assert!(e.message.contains("empty"));
+    }
+
+    #[test]
+    fn expressions_and_format_specs() {
+        let t = Template::parse("{o->qty * 2} {x:x} {ns::v} {a ? b : x} {p:p} {name:s} {c?1:x}")
+            .unwrap();
+        assert_eq!(
+            t.parts[0],
+            Part::Expr(ExprHole {
+                text: "o->qty * 2".into(),
+                spec: None
+            })
+        );
+        let Part::Hole(x) = &t.parts[2] else {
+            panic!("{:?}", t.parts[2])
+        };
+        assert_eq!((x.text.as_str(), x.spec), ("x", Some(Spec::Hex)));
+        let Part::Hole(v) = &t.parts[4] else { panic!() };
+        assert_eq!((v.text.as_str(), v.spec), ("ns::v", None));
+        assert_eq!(
+            t.parts[6],
+            Part::Expr(ExprHole {
+                text: "a ? b : x".into(),
+                spec: None
+            })
+        );
+        let Part::Hole(p) = &t.parts[8] else { panic!() };
+        assert_eq!(p.spec, Some(Spec::Ptr));
+        let Part::Hole(n) = &t.parts[10] else {
+            panic!()
+        };
+        assert_eq!(n.spec, Some(Spec::Str));
+        // Without spaces, a trailing `:x` is a spec (documented: space your ?: in holes).
+        assert_eq!(
+            t.parts[12],
+            Part::Expr(ExprHole {
+                text: "c?1".into(),
+                spec: Some(Spec::Hex)
+            })
+        );
+        // Paths that do not parse as paths become expressions, checked when the probe is set.
+        assert!(matches!(
+            Template::parse("{o->}").unwrap().parts[0],
+            Part::Expr(_)
+        ));
     }
 }

@@ -256,7 +256,12 @@ impl Cache {
     fn get(&self, addr: u64, len: usize) -> Lookup<'_> {
         for (a, l, data) in &self.entries {
             match data {
-                Some(d) if *a <= addr && (addr - a).checked_add(len as u64).is_some_and(|end| end <= d.len() as u64) => {
+                Some(d)
+                    if *a <= addr
+                        && (addr - a)
+                            .checked_add(len as u64)
+                            .is_some_and(|end| end <= d.len() as u64) =>
+                {
                     let off = (addr - a) as usize;
                     return Lookup::Hit(&d[off..off + len]);
                 }
@@ -659,7 +664,9 @@ mod tests {
                 .iter_mut()
                 .map(|(addr, buf)| {
                     for (base, data) in &self.regions {
-                        if *addr >= *base && (*addr - base).saturating_add(buf.len() as u64) <= data.len() as u64 {
+                        if *addr >= *base
+                            && (*addr - base).saturating_add(buf.len() as u64) <= data.len() as u64
+                        {
                             let off = (*addr - base) as usize;
                             buf.copy_from_slice(&data[off..off + buf.len()]);
                             return true;

@@ -46,6 +46,7 @@ impl Engine {
             probe.sites.push(SiteRt {
                 plans: site.plans.clone(),
                 condition: site.condition.clone(),
+                exprs: site.exprs.clone(),
             });
         }
         for (addr, bp) in new_bps {

@@ -112,6 +112,7 @@ pub(crate) struct ProbeRt {
 pub(crate) struct SiteRt {
     pub plans: Vec<ValuePlan>,
     pub condition: Option<crate::vm::Program>,
+    pub exprs: Vec<crate::vm::Program>,
 }
 
 /// A forked or vforked child we were told about (or saw stop) but have not finished with.

@@ -55,6 +55,8 @@ pub struct PlantSite {
     pub plans: Vec<ValuePlan>,
     /// A condition compiled for this site: the hit is reported only when it is true.
     pub condition: Option<crate::vm::Program>,
+    /// The template's expression holes, compiled for this site (their values are words).
+    pub exprs: Vec<crate::vm::Program>,
 }
 
 /// Planting a probe (or more sites of an existing one, after a dlopen).
@@ -89,6 +91,8 @@ pub struct HitRecord {
     pub seq: u64,
     /// The fetched values, in template order.
     pub values: Vec<Fetched>,
+    /// The outcomes of the template's expression holes, in order.
+    pub exprs: Vec<crate::vm::Outcome>,
     /// Time from waitpid's return to the thread's PTRACE_CONT, in ns (our share of the stop).
     pub service_ns: u64,
 }

@@ -235,10 +235,68 @@ mod fuzz {
     }
 
     const TOKENS: &[&str] = &[
-        "a", "o", "qty", "ns::x", "$rdi", "$hits", "$nope", "0", "1", "0x1f", "017", "1.5e3", "2.5f", "10ul", "'a'", "'\\n'", "\"bob\"",
-        "\"", "'", "+", "-", "*", "/", "%", "<<", ">>", "<", "<=", ">", ">=", "==", "!=", "&", "^", "|", "&&", "||", "!", "~", "?",
-        ":", "(", ")", "[", "]", ".", "->", "=", "++", ",", "sizeof", "(int)", "(struct order *)", "(unsigned long)", " ", "::",
-        "9999999999999999999999", "1e", "0x", "$", "\\", "\u{e9}",
+        "a",
+        "o",
+        "qty",
+        "ns::x",
+        "$rdi",
+        "$hits",
+        "$nope",
+        "0",
+        "1",
+        "0x1f",
+        "017",
+        "1.5e3",
+        "2.5f",
+        "10ul",
+        "'a'",
+        "'\\n'",
+        "\"bob\"",
+        "\"",
+        "'",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "<<",
+        ">>",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "==",
+        "!=",
+        "&",
+        "^",
+        "|",
+        "&&",
+        "||",
+        "!",
+        "~",
+        "?",
+        ":",
+        "(",
+        ")",
+        "[",
+        "]",
+        ".",
+        "->",
+        "=",
+        "++",
+        ",",
+        "sizeof",
+        "(int)",
+        "(struct order *)",
+        "(unsigned long)",
+        " ",
+        "::",
+        "9999999999999999999999",
+        "1e",
+        "0x",
+        "$",
+        "\\",
+        "\u{e9}",
     ];
 
     #[test]
@@ -251,16 +309,24 @@ mod fuzz {
             let len = rng.below(24);
             let text: String = if rng.below(4) == 0 {
                 // Raw bytes (valid UTF-8 only: expressions come from the command line as strings).
-                (0..len).map(|_| char::from(32 + rng.below(95) as u8)).collect()
+                (0..len)
+                    .map(|_| char::from(32 + rng.below(95) as u8))
+                    .collect()
             } else {
-                (0..len).map(|_| TOKENS[rng.below(TOKENS.len())]).collect::<Vec<_>>().join(if rng.below(2) == 0 { "" } else { " " })
+                (0..len)
+                    .map(|_| TOKENS[rng.below(TOKENS.len())])
+                    .collect::<Vec<_>>()
+                    .join(if rng.below(2) == 0 { "" } else { " " })
             };
             let result = std::panic::catch_unwind(|| parse(&text, &|name| name == "uint32_t"));
             match result {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     // Errors point inside (or just past) the text and render without panicking.
-                    assert!(e.span.start <= text.len(), "iteration {n}: span past the end for {text:?}");
+                    assert!(
+                        e.span.start <= text.len(),
+                        "iteration {n}: span past the end for {text:?}"
+                    );
                     let _ = e.render(&text);
                 }
                 Err(_) => panic!("iteration {n}: the parser panicked on {text:?}"),
@@ -282,7 +348,12 @@ mod fuzz {
         let mut rng = Rng(0xfeed_beef_cafe_f00d);
         // SAFETY: all-zero registers are a valid value.
         let regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-        let ctx = HitContext { regs: &regs, pid: 1, tid: 1, hits: 1 };
+        let ctx = HitContext {
+            regs: &regs,
+            pid: 1,
+            tid: 1,
+            hits: 1,
+        };
         let ops = |rng: &mut Rng, len: usize| -> Vec<Op> {
             (0..len)
                 .map(|i| match rng.below(24) {
@@ -300,14 +371,22 @@ mod fuzz {
                     11 => Op::Dup,
                     12 => Op::Swap,
                     13 => Op::Drop,
-                    14 => Op::StrEq { lit: rng.below(3) as u32 },
-                    15 => Op::BytesEq { lit: rng.below(3) as u32 },
+                    14 => Op::StrEq {
+                        lit: rng.below(3) as u32,
+                    },
+                    15 => Op::BytesEq {
+                        lit: rng.below(3) as u32,
+                    },
                     16 => Op::CaptureMem(rng.below(1 << 20) as u32),
                     17 => Op::CaptureCStr(rng.below(5000) as u32),
                     18 => Op::CaptureWord(rng.below(12) as u8),
-                    19 => Op::FToI { signed: rng.below(2) == 0 },
+                    19 => Op::FToI {
+                        signed: rng.below(2) == 0,
+                    },
                     20 => Op::FDiv,
-                    21 => Op::Unavailable { why: rng.below(4) as u32 },
+                    21 => Op::Unavailable {
+                        why: rng.below(4) as u32,
+                    },
                     22 => Op::LtS,
                     _ => Op::Fact(Fact::Hits),
                 })
@@ -315,10 +394,21 @@ mod fuzz {
         };
         for _ in 0..20_000 {
             let len = 1 + rng.below(20);
-            let programs: Vec<Program> =
-                (0..1 + rng.below(3)).map(|_| Program { ops: ops(&mut rng, len), lits: vec![b"bob".to_vec()] }).collect();
+            let programs: Vec<Program> = (0..1 + rng.below(3))
+                .map(|_| Program {
+                    ops: ops(&mut rng, len),
+                    lits: vec![b"bob".to_vec()],
+                })
+                .collect();
             let refs: Vec<&Program> = programs.iter().collect();
-            let out = run_all(&refs, &ctx, &mut NoMemory, Limits { capture_bytes: 4096 });
+            let out = run_all(
+                &refs,
+                &ctx,
+                &mut NoMemory,
+                Limits {
+                    capture_bytes: 4096,
+                },
+            );
             assert_eq!(out.len(), programs.len());
         }
     }
