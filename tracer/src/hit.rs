@@ -51,6 +51,8 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
     let users = e.bps[&addr].users.clone();
     let mut hold = false;
     let mut snapshots: Vec<(ProbeId, u32, u64)> = Vec::new();
+    // The FP/SSE registers, read (one more ptrace call) only if a program needs an xmm register.
+    let mut fp: Option<libc::user_fpregs_struct> = None;
     let mut exhausted: Vec<(ProbeId, u64)> = Vec::new();
     for user in users {
         match user {
@@ -64,7 +66,10 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                 p.executions += 1;
                 // The condition, if any: a hit counts only when it holds.
                 if let Some(cond) = &p.sites[site as usize].condition {
-                    match condition_holds(cond, &regs, pid, tid, p.executions) {
+                    if fp.is_none() && cond.needs_fpregs() {
+                        fp = ptrace::get_fpregs(tid).ok();
+                    }
+                    match condition_holds(cond, &regs, pid, tid, p.executions, fp.as_ref()) {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(fault) => {
@@ -88,7 +93,22 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                     continue;
                 }
                 let values = crate::fetch::run(pid, &regs, &p.sites[site as usize].plans);
-                let exprs = run_exprs(&p.sites[site as usize].exprs, &regs, pid, tid, p.executions);
+                if fp.is_none()
+                    && p.sites[site as usize]
+                        .exprs
+                        .iter()
+                        .any(|x| x.needs_fpregs())
+                {
+                    fp = ptrace::get_fpregs(tid).ok();
+                }
+                let exprs = run_exprs(
+                    &p.sites[site as usize].exprs,
+                    &regs,
+                    fp.as_ref(),
+                    pid,
+                    tid,
+                    p.executions,
+                );
                 let service_ns = woke.elapsed().as_nanos() as u64;
                 let _ = e.events.send(Event::Hit(HitRecord {
                     probe,
@@ -122,12 +142,14 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
             // The snapshot sees the thread as at the probed instruction (rip on it, not after
             // the int3).
             let at_site = libc::user_regs_struct { rip: addr, ..regs };
+            let fpregs = fp.or_else(|| ptrace::get_fpregs(tid).ok()).map(Box::new);
             let _ = e.events.send(Event::SnapshotHit {
                 probe,
                 site,
                 pid,
                 tid,
                 regs: Box::new(at_site),
+                fpregs,
                 seq,
                 time: SystemTime::now(),
                 release,
@@ -193,6 +215,7 @@ pub(crate) fn resume_displaced(
 fn run_exprs(
     exprs: &[crate::vm::Program],
     regs: &libc::user_regs_struct,
+    fpregs: Option<&libc::user_fpregs_struct>,
     pid: i32,
     tid: Tid,
     hits: u64,
@@ -205,6 +228,7 @@ fn run_exprs(
         pid,
         tid,
         hits,
+        fpregs,
     };
     let mut mem = crate::vm::ProcessMemory { pid };
     let refs: Vec<&crate::vm::Program> = exprs.iter().collect();
@@ -218,12 +242,14 @@ fn condition_holds(
     pid: i32,
     tid: Tid,
     hits: u64,
+    fpregs: Option<&libc::user_fpregs_struct>,
 ) -> Result<bool, crate::vm::Fault> {
     let ctx = crate::vm::HitContext {
         regs,
         pid,
         tid,
         hits,
+        fpregs,
     };
     let mut mem = crate::vm::ProcessMemory { pid };
     match crate::vm::run_all(&[cond], &ctx, &mut mem, crate::vm::Limits::default()).pop() {

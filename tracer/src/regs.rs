@@ -26,10 +26,26 @@ pub enum Reg {
     R14 = 14,
     R15 = 15,
     Rip = 16,
+    Xmm0 = 17,
+    Xmm1 = 18,
+    Xmm2 = 19,
+    Xmm3 = 20,
+    Xmm4 = 21,
+    Xmm5 = 22,
+    Xmm6 = 23,
+    Xmm7 = 24,
+    Xmm8 = 25,
+    Xmm9 = 26,
+    Xmm10 = 27,
+    Xmm11 = 28,
+    Xmm12 = 29,
+    Xmm13 = 30,
+    Xmm14 = 31,
+    Xmm15 = 32,
     FsBase = 58,
 }
 
-const ALL: [Reg; 18] = [
+const ALL: [Reg; 34] = [
     Reg::Rax,
     Reg::Rdx,
     Reg::Rcx,
@@ -47,7 +63,28 @@ const ALL: [Reg; 18] = [
     Reg::R14,
     Reg::R15,
     Reg::Rip,
+    Reg::Xmm0,
+    Reg::Xmm1,
+    Reg::Xmm2,
+    Reg::Xmm3,
+    Reg::Xmm4,
+    Reg::Xmm5,
+    Reg::Xmm6,
+    Reg::Xmm7,
+    Reg::Xmm8,
+    Reg::Xmm9,
+    Reg::Xmm10,
+    Reg::Xmm11,
+    Reg::Xmm12,
+    Reg::Xmm13,
+    Reg::Xmm14,
+    Reg::Xmm15,
     Reg::FsBase,
+];
+
+const XMM_NAMES: [&str; 16] = [
+    "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+    "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
 ];
 
 impl Reg {
@@ -83,7 +120,23 @@ impl Reg {
             Reg::R15 => "r15",
             Reg::Rip => "rip",
             Reg::FsBase => "fs_base",
+            x => XMM_NAMES[(x as u16 - 17) as usize],
         }
+    }
+
+    /// True for the SSE registers, which live in the FP register set (PTRACE_GETFPREGS), not
+    /// in `user_regs_struct`.
+    pub fn is_vector(self) -> bool {
+        (17..=32).contains(&(self as u16))
+    }
+
+    /// The low 64 bits of an SSE register (a double, or a float in the low 32 bits).
+    pub fn read_fp(self, fp: &libc::user_fpregs_struct) -> Option<u64> {
+        if !self.is_vector() {
+            return None;
+        }
+        let i = (self as u16 - 17) as usize * 4;
+        Some(fp.xmm_space[i] as u64 | (fp.xmm_space[i + 1] as u64) << 32)
     }
 
     /// This register's value in a thread's saved registers.
@@ -107,6 +160,8 @@ impl Reg {
             Reg::R15 => regs.r15,
             Reg::Rip => regs.rip,
             Reg::FsBase => regs.fs_base,
+            // Vector registers are not in this set: see `read_fp`.
+            _ => 0,
         }
     }
 }

@@ -775,12 +775,14 @@ fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>
                 pid,
                 tid,
                 regs,
+                fpregs,
                 seq,
                 time,
                 release,
             } => {
                 let started = std::time::Instant::now();
-                let snapshot = take_snapshot(&shared, probe, site as usize, pid, &regs);
+                let snapshot =
+                    take_snapshot(&shared, probe, site as usize, pid, &regs, fpregs.as_deref());
                 if release {
                     let _ = shared.engine.release(tid);
                 }
@@ -948,6 +950,7 @@ fn take_snapshot(
     site: usize,
     pid: i32,
     regs: &libc::user_regs_struct,
+    fpregs: Option<&libc::user_fpregs_struct>,
 ) -> crate::snapshot::Snapshot {
     use crate::snapshot::{FrameSnap, Node, Reader, Snapshot, Status, Var};
     type Watches = Vec<(String, crate::expr::compile::WatchPlan)>;
@@ -1071,6 +1074,9 @@ fn take_snapshot(
                         ..limits
                     },
                 );
+                if i == 0 {
+                    reader.fpregs = fpregs.copied();
+                }
                 let r =
                     crate::snapshot::frame_vars(&mut reader, lookup_pc, bias, &frame_regs, &known);
                 bytes += reader.bytes_read;
@@ -1113,6 +1119,7 @@ fn take_snapshot(
                 pid,
                 tid: pid,
                 hits: 0,
+                fpregs,
             };
             let mut mem = crate::vm::ProcessMemory { pid };
             let (value, ty) = match plan {
@@ -1187,6 +1194,7 @@ fn set_reg(r: &mut libc::user_regs_struct, reg: crate::regs::Reg, v: u64) {
         R15 => r.r15 = v,
         Rip => r.rip = v,
         FsBase => r.fs_base = v,
+        _ => {} // vector registers are caller-saved: unknown in callers' frames
     }
 }
 

@@ -151,6 +151,8 @@ pub struct Reader<'a> {
     pub symbols: &'a ModuleSymbols,
     /// The module's load bias (to name pointers into its globals and functions).
     pub bias: Bias,
+    /// The FP/SSE registers of the frame being read (frame 0 only: they are caller-saved).
+    pub fpregs: Option<libc::user_fpregs_struct>,
     pub limits: SnapshotLimits,
     pub bytes_read: usize,
     pub truncated: bool,
@@ -164,6 +166,7 @@ impl<'a> Reader<'a> {
             pid,
             symbols,
             bias: Bias(0),
+            fpregs: None,
             limits,
             bytes_read: 0,
             truncated: false,
@@ -253,6 +256,7 @@ impl<'a> Reader<'a> {
             pid: self.pid,
             tid: self.pid,
             hits: 0,
+            fpregs: self.fpregs.as_ref(),
         };
         let mut mem = vm::ProcessMemory { pid: self.pid };
         match vm::run_all(&[&program], &ctx, &mut mem, Limits::default()).pop() {

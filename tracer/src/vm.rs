@@ -124,6 +124,15 @@ pub enum Fact {
     Hits,
 }
 
+impl Program {
+    /// True if the program reads an SSE register (the hit must then read the FP registers).
+    pub fn needs_fpregs(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|o| matches!(o, Op::Reg(r) if r.is_vector()))
+    }
+}
+
 /// A compiled program with its literals (strings for comparisons, constant bytes, reasons).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Program {
@@ -173,6 +182,9 @@ pub struct HitContext<'a> {
     pub tid: i32,
     /// The probe's hit count, this hit included.
     pub hits: u64,
+    /// The thread's FP/SSE registers, when the probe's programs need them (read with one
+    /// more ptrace call only then).
+    pub fpregs: Option<&'a libc::user_fpregs_struct>,
 }
 
 /// Batched access to target memory.
@@ -388,6 +400,10 @@ fn step(p: &Program, s: &mut State, ctx: &HitContext, cache: &Cache, limits: Lim
     while s.pc < p.ops.len() {
         let op = &p.ops[s.pc];
         match op {
+            Op::Reg(r) if r.is_vector() => match ctx.fpregs.and_then(|fp| r.read_fp(fp)) {
+                Some(v) => s.stack.push(v),
+                None => fail!(Fault::Unavailable(format!("{r} was not read at this hit"))),
+            },
             Op::Reg(r) => s.stack.push(r.read(ctx.regs)),
             Op::Const(c) => s.stack.push(*c),
             Op::Fact(f) => s.stack.push(match f {
@@ -717,6 +733,7 @@ mod tests {
             pid: 1,
             tid: 2,
             hits: 7,
+            fpregs: None,
         };
         // x: int at rbp-8, sign-extended.
         let x = prog(
@@ -778,6 +795,7 @@ mod tests {
             pid: 1,
             tid: 2,
             hits: 1,
+            fpregs: None,
         };
         let name_ptr = vec![Op::Reg(Reg::Rdi), Op::Const(8), Op::Add, Op::Load(8)];
         let eq = prog(
@@ -817,6 +835,7 @@ mod tests {
             pid: 1,
             tid: 2,
             hits: 1,
+            fpregs: None,
         };
         let null = prog(vec![Op::Const(0), Op::Load(4)], vec![]);
         let div = prog(vec![Op::Const(1), Op::Const(0), Op::DivS], vec![]);
@@ -850,6 +869,7 @@ mod tests {
             pid: 10,
             tid: 20,
             hits: 3,
+            fpregs: None,
         };
         // $hits > 2 ? 100 : *(int*)0  — the unreadable branch is never run.
         let tern = prog(

@@ -522,7 +522,7 @@ pub(crate) fn reg(n: u16) -> Result<Reg, Why> {
         _ => format!("DWARF register {n}"),
     };
     Err(format!(
-        "the value is in register {name}, which is not read yet (only general-purpose registers, rip and fs_base are)"
+        "the value is in register {name}, which is not read yet (general-purpose registers, xmm0-15, rip and fs_base are)"
     ))
 }
 

@@ -162,6 +162,8 @@ pub enum Event {
         pid: i32,
         tid: Tid,
         regs: Box<libc::user_regs_struct>,
+        /// The FP/SSE registers (floats in optimized code live in xmm registers).
+        fpregs: Option<Box<libc::user_fpregs_struct>>,
         seq: u64,
         time: SystemTime,
         release: bool,

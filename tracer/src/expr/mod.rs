@@ -353,6 +353,7 @@ mod fuzz {
             pid: 1,
             tid: 1,
             hits: 1,
+            fpregs: None,
         };
         let ops = |rng: &mut Rng, len: usize| -> Vec<Op> {
             (0..len)

@@ -88,6 +88,14 @@ pub fn get_regs(tid: Tid) -> Result<libc::user_regs_struct, Errno> {
     Ok(regs)
 }
 
+/// PTRACE_GETFPREGS: the x87/SSE registers (only read when a probe needs an xmm register).
+pub fn get_fpregs(tid: Tid) -> Result<libc::user_fpregs_struct, Errno> {
+    // SAFETY: user_fpregs_struct is plain old data; all-zero is a valid value.
+    let mut fp: libc::user_fpregs_struct = unsafe { std::mem::zeroed() };
+    request(libc::PTRACE_GETFPREGS, tid, 0, &mut fp as *mut _ as usize)?;
+    Ok(fp)
+}
+
 /// PTRACE_SETREGS.
 pub fn set_regs(tid: Tid, regs: &libc::user_regs_struct) -> Result<(), Errno> {
     request(libc::PTRACE_SETREGS, tid, 0, regs as *const _ as usize).map(drop)
