@@ -166,6 +166,24 @@ pub fn node_text(n: &Node) -> String {
         }
         Node::Str { text, truncated } => format!("{text:?}{}", if *truncated { "..." } else { "" }),
         Node::Ref { addr, target } => format!("@{addr:#x}: {}", node_text(target)),
+        Node::Variant {
+            enum_name,
+            variant,
+            fields,
+        } => {
+            if fields.is_empty() {
+                format!("{enum_name}::{variant}")
+            } else if fields.iter().all(|(k, _)| k.starts_with("__")) {
+                let inner: Vec<String> = fields.iter().map(|(_, v)| node_text(v)).collect();
+                format!("{enum_name}::{variant}({})", inner.join(", "))
+            } else {
+                let inner: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", node_text(v)))
+                    .collect();
+                format!("{enum_name}::{variant}{{{}}}", inner.join(", "))
+            }
+        }
         Node::Struct(fields) => {
             let inner: Vec<String> = fields
                 .iter()
@@ -251,6 +269,15 @@ pub fn node_json(n: &Node) -> Json {
         }
         Node::Ref { addr, target } => {
             json!({"ref": format!("{addr:#x}"), "target": node_json(target)})
+        }
+        Node::Variant {
+            variant, fields, ..
+        } => {
+            let mut m = Map::new();
+            for (k, v) in fields {
+                m.insert(k.clone(), node_json(v));
+            }
+            json!({"variant": variant, "fields": m})
         }
         Node::Struct(fields) => {
             let mut m = Map::new();

@@ -82,6 +82,13 @@ pub enum Node {
         items: Vec<Node>,
         len: Option<u64>,
     },
+    /// A Rust enum's active variant: the enum's type name, the variant's name, its fields
+    /// (`__0`, `__1`, … for tuple variants).
+    Variant {
+        enum_name: String,
+        variant: String,
+        fields: Vec<(String, Node)>,
+    },
     /// Why there is no value here.
     Status(Status),
 }
@@ -368,6 +375,12 @@ impl<'a> Reader<'a> {
         {
             return n;
         }
+        if let TypeKind::Struct {
+            variant: Some(v), ..
+        } = &kind
+        {
+            return self.variant(pt, v, bytes, depth);
+        }
         let word = |n: usize| {
             let mut w = [0u8; 8];
             let n = n.min(bytes.len()).min(8);
@@ -541,6 +554,58 @@ impl<'a> Reader<'a> {
                 unreachable!("peeled")
             }
             TypeKind::Unknown { name, .. } => Node::Status(Status::NotCaptured(name)),
+        }
+    }
+
+    /// The active variant of a Rust enum, chosen by its discriminant (a tag, or the niche
+    /// field whose invalid values stand for the other variants).
+    fn variant(
+        &mut self,
+        t: TypeRef,
+        v: &crate::debuginfo::VariantInfo,
+        bytes: &[u8],
+        depth: u32,
+    ) -> Node {
+        let discr = v.discr.as_ref().map(|d| {
+            let (off, size) = (d.offset as usize, (d.size as usize).min(8));
+            let mut w = [0u8; 8];
+            if let Some(b) = bytes.get(off..off + size) {
+                w[..size].copy_from_slice(b);
+            }
+            let mask = if size >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (size * 8)) - 1
+            };
+            (u64::from_le_bytes(w), mask)
+        });
+        let chosen = v
+            .variants
+            .iter()
+            .find(|x| matches!((x.discr_value, discr), (Some(want), Some((got, mask))) if want & mask == got))
+            .or_else(|| v.variants.iter().find(|x| x.discr_value.is_none()))
+            .or_else(|| if v.variants.len() == 1 { v.variants.first() } else { None });
+        let Some(chosen) = chosen else {
+            return Node::Status(Status::Unavailable(format!(
+                "no variant of {} has discriminant {:#x}",
+                self.symbols.type_name(t),
+                discr.map(|d| d.0).unwrap_or(0)
+            )));
+        };
+        let off = chosen.member.offset as usize;
+        let size = self.symbols.type_size(chosen.member.ty).unwrap_or(0) as usize;
+        let fields = match self.decode(
+            bytes.get(off..off + size).unwrap_or(&[]),
+            chosen.member.ty,
+            depth,
+        ) {
+            Node::Struct(fields) => fields,
+            other => vec![("__0".to_string(), other)],
+        };
+        Node::Variant {
+            enum_name: self.symbols.type_name(t),
+            variant: chosen.member.name.clone().unwrap_or_else(|| "?".into()),
+            fields,
         }
     }
 
