@@ -332,6 +332,7 @@ fn oracle_agreement_with_gdb() {
         "open_int_box_body",
         "open_text_box_body",
         "text_body",
+        "results_body",
     ];
     let mut summary = String::new();
     let mut failures = Vec::new();
