@@ -166,6 +166,10 @@ pub fn node_text(n: &Node) -> String {
         }
         Node::Str { text, truncated } => format!("{text:?}{}", if *truncated { "..." } else { "" }),
         Node::Ref { addr, target } => format!("@{addr:#x}: {}", node_text(target)),
+        Node::Tuple(items) => {
+            let inner: Vec<String> = items.iter().map(node_text).collect();
+            format!("({})", inner.join(", "))
+        }
         Node::Variant {
             enum_name,
             variant,
@@ -270,6 +274,7 @@ pub fn node_json(n: &Node) -> Json {
         Node::Ref { addr, target } => {
             json!({"ref": format!("{addr:#x}"), "target": node_json(target)})
         }
+        Node::Tuple(items) => Json::Array(items.iter().map(node_json).collect()),
         Node::Variant {
             variant, fields, ..
         } => {

@@ -82,6 +82,8 @@ pub enum Node {
         items: Vec<Node>,
         len: Option<u64>,
     },
+    /// A Rust tuple's elements.
+    Tuple(Vec<Node>),
     /// A Rust enum's active variant: the enum's type name, the variant's name, its fields
     /// (`__0`, `__1`, … for tuple variants).
     Variant {
@@ -380,6 +382,32 @@ impl<'a> Reader<'a> {
         } = &kind
         {
             return self.variant(pt, v, bytes, depth);
+        }
+        // A Rust tuple (`(i32, &str)`): its fields are __0, __1, …
+        if let TypeKind::Struct {
+            name: Some(n),
+            members,
+            ..
+        } = &kind
+            && n.starts_with('(')
+            && members
+                .iter()
+                .all(|m| m.name.as_deref().is_some_and(|f| f.starts_with("__")))
+        {
+            let items = members
+                .iter()
+                .map(|m| {
+                    let size = self.symbols.type_size(m.ty).unwrap_or(0) as usize;
+                    let off = m.offset as usize;
+                    match bytes.get(off..off + size) {
+                        Some(b) => self.decode(b, m.ty, depth + 1),
+                        None => {
+                            Node::Status(Status::Unavailable("member outside the value".into()))
+                        }
+                    }
+                })
+                .collect();
+            return Node::Tuple(items);
         }
         let word = |n: usize| {
             let mut w = [0u8; 8];
