@@ -2,57 +2,27 @@
 //! are refused when the probe is set, with the column and the fix; a condition that faults at a
 //! hit is reported (rate-limited), never silently false, and the target is unharmed.
 
-use scry_tests::scry::{Scry, run_scry};
+use scry_tests::scry::{Scry, logged_run, run_scry};
 use scry_tests::*;
 use std::time::Duration;
 
 fn run_with_condition(bin: &str, cond: &str) -> (Vec<String>, Vec<serde_json::Value>, Vec<String>) {
-    require_ptrace();
-    let dir = TempDir::new("cond");
-    let rec = dir.join("records");
-    let mut target = Target::spawn(
+    let loc = probe_location("loop.c", "process_order_body");
+    let run = logged_run(
         bin,
+        &["--iterations", "42", "--interval-us", "1000"],
         &[
-            "--iterations",
-            "42",
-            "--interval-us",
-            "1000",
-            "--record",
-            rec.to_str().unwrap(),
-            "--wait-stdin",
+            "--json",
+            "--log",
+            &loc,
+            "id={o->id} qty={o->qty}",
+            "--if",
+            cond,
         ],
     );
-    let loc = probe_location("loop.c", "process_order_body");
-    let mut scry = Scry::start(&[
-        "attach",
-        "--pid",
-        &target.pid().to_string(),
-        "--json",
-        "--log",
-        &loc,
-        "id={o->id} qty={o->qty}",
-        "--if",
-        cond,
-    ]);
-    scry.wait_stderr("printing hits", Duration::from_secs(20));
-    target.send_stdin(b'g');
-    assert!(
-        target
-            .wait_exit(Duration::from_secs(30))
-            .is_some_and(|s| s.success()),
-        "the target failed"
-    );
-    assert_eq!(
-        scry.wait(Duration::from_secs(10)).code(),
-        Some(0),
-        "{:?}",
-        scry.stderr()
-    );
-    let records = read_records(&rec)
-        .into_iter()
-        .filter(|l| l.starts_with("call "))
-        .collect();
-    (records, scry.json(), scry.stderr())
+    assert_eq!(run.code, Some(0), "{:?}", run.stderr);
+    let records = run.calls().into_iter().cloned().collect();
+    (records, run.hits, run.stderr)
 }
 
 #[test]

@@ -177,3 +177,62 @@ pub fn run_scry<S: AsRef<std::ffi::OsStr>>(
     let st = s.wait(timeout);
     (st.code().unwrap_or(-1), s.stdout(), s.stderr())
 }
+
+/// What [`logged_run`] saw.
+pub struct LoggedRun {
+    /// The program's own record lines (all of them).
+    pub records: Vec<String>,
+    /// scry's stdout lines parsed as JSON (hits and snapshots).
+    pub hits: Vec<serde_json::Value>,
+    /// scry's stdout lines as text.
+    pub stdout: Vec<String>,
+    /// scry's stderr lines.
+    pub stderr: Vec<String>,
+    /// scry's exit code.
+    pub code: Option<i32>,
+    /// The target's pid.
+    pub pid: i32,
+}
+
+impl LoggedRun {
+    /// The record lines that start with `call `.
+    pub fn calls(&self) -> Vec<&String> {
+        self.records
+            .iter()
+            .filter(|l| l.starts_with("call "))
+            .collect()
+    }
+}
+
+/// The common shape of a test run: start testbin `bin` with `bin_args` plus `--record FILE
+/// --wait-stdin`, attach `scry attach --pid PID SCRY_ARGS...`, release the program once scry
+/// has planted, and wait for the program to exit (successfully) and scry to end.
+pub fn logged_run(bin: &str, bin_args: &[&str], scry_args: &[&str]) -> LoggedRun {
+    crate::require_ptrace();
+    let dir = crate::TempDir::new("logged-run");
+    let rec = dir.join("records");
+    let mut args: Vec<&str> = bin_args.to_vec();
+    args.extend(["--record", rec.to_str().unwrap(), "--wait-stdin"]);
+    let mut target = crate::Target::spawn(bin, &args);
+    let pid = target.pid().to_string();
+    let mut full = vec!["attach", "--pid", pid.as_str()];
+    full.extend_from_slice(scry_args);
+    let mut scry = Scry::start(&full);
+    scry.wait_stderr("printing hits", Duration::from_secs(30));
+    target.send_stdin(b'g');
+    let status = target.wait_exit(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{bin} failed under scry ({status:?}); scry said {:?}",
+        scry.stderr()
+    );
+    let code = scry.wait(Duration::from_secs(20)).code();
+    LoggedRun {
+        records: crate::read_records(&rec),
+        hits: scry.json(),
+        stdout: scry.stdout(),
+        stderr: scry.stderr(),
+        code,
+        pid: target.pid(),
+    }
+}
