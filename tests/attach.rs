@@ -1,7 +1,7 @@
 //! Attaching to a running testbin: no stall of the application, and values at a log point
 //! equal to what the program recorded for the same call (PIE and non-PIE, -O0 and -O2).
 
-use scry_tests::scry::Scry;
+use scry_tests::scry::{Scry, logged_run};
 use scry_tests::*;
 use std::time::Duration;
 
@@ -114,65 +114,35 @@ fn attach_and_plant_do_not_stall_the_target() {
 /// Runs a finite loop under a log point and checks every hit's values against the
 /// program's own record of the same call.
 fn values_match_records(bin: &str) {
-    require_ptrace();
-    let dir = TempDir::new("attach-values");
-    let rec = dir.join("records");
-    let mut target = Target::spawn(
+    let loc = probe_location("loop.c", "process_order_body");
+    let run = logged_run(
         bin,
+        &["--iterations", "50", "--interval-us", "2000"],
         &[
-            "--iterations",
-            "50",
-            "--interval-us",
-            "2000",
-            "--record",
-            rec.to_str().unwrap(),
-            "--wait-stdin",
+            "--json",
+            "--log",
+            &loc,
+            "seq={seq} id={o->id} qty={o->qty} name={name} st={o->st}",
         ],
     );
-    let loc = probe_location("loop.c", "process_order_body");
-    let mut scry = Scry::start(&[
-        "attach",
-        "--pid",
-        &target.pid().to_string(),
-        "--json",
-        "--log",
-        &loc,
-        "seq={seq} id={o->id} qty={o->qty} name={name} st={o->st}",
-    ]);
-    scry.wait_stderr("printing hits", Duration::from_secs(20));
-    target.send_stdin(b'g');
-    assert!(
-        target
-            .wait_exit(Duration::from_secs(30))
-            .is_some_and(|s| s.success())
-    );
-    assert_eq!(
-        scry.wait(Duration::from_secs(10)).code(),
-        Some(0),
-        "{:?}",
-        scry.stderr()
-    );
-    let records: Vec<String> = read_records(&rec)
-        .into_iter()
-        .filter(|l| l.starts_with("call "))
-        .collect();
-    let hits = scry.json();
+    assert_eq!(run.code, Some(0), "{:?}", run.stderr);
+    let records = run.calls();
     assert_eq!(records.len(), 50);
     assert_eq!(
-        hits.len(),
+        run.hits.len(),
         records.len(),
         "hit count differs from the program's own count; stderr: {:?}",
-        scry.stderr()
+        run.stderr
     );
-    for (hit, rec) in hits.iter().zip(&records) {
+    for (hit, rec) in run.hits.iter().zip(&records) {
         let v = &hit["values"];
         assert_eq!(v["seq"], kv_i64(rec, "seq"), "{hit} vs {rec}");
         assert_eq!(v["o->id"], kv_i64(rec, "id"), "{hit} vs {rec}");
         assert_eq!(v["o->qty"], kv_i64(rec, "qty"), "{hit} vs {rec}");
         assert_eq!(v["name"], parse_kv(rec)["name"].as_str(), "{hit} vs {rec}");
         assert!(v["o->st"].is_string(), "an enum shows by name: {hit}");
-        assert_eq!(hit["pid"], target.pid());
-        assert_eq!(hit["tid"], target.pid());
+        assert_eq!(hit["pid"], run.pid);
+        assert_eq!(hit["tid"], run.pid);
         assert!(hit["location"].as_str().unwrap().starts_with("loop.c:"));
         let msg = hit["message"].as_str().unwrap();
         assert!(msg.contains(&format!("id={}", kv_i64(rec, "id"))), "{msg}");
@@ -193,46 +163,15 @@ fn log_point_values_equal_the_programs_own_records_non_pie() {
 /// shown must be right.
 #[test]
 fn log_point_counts_every_call_at_o2() {
-    require_ptrace();
-    let dir = TempDir::new("attach-o2");
-    let rec = dir.join("records");
-    let mut target = Target::spawn(
-        "loop-O2",
-        &[
-            "--iterations",
-            "40",
-            "--interval-us",
-            "2000",
-            "--record",
-            rec.to_str().unwrap(),
-            "--wait-stdin",
-        ],
-    );
     let loc = probe_location("loop.c", "process_order_body");
-    let mut scry = Scry::start(&[
-        "attach",
-        "--pid",
-        &target.pid().to_string(),
-        "--json",
-        "--log",
-        &loc,
-        "qty={o->qty}",
-    ]);
-    scry.wait_stderr("printing hits", Duration::from_secs(20));
-    target.send_stdin(b'g');
-    assert!(
-        target
-            .wait_exit(Duration::from_secs(30))
-            .is_some_and(|s| s.success())
+    let run = logged_run(
+        "loop-O2",
+        &["--iterations", "40", "--interval-us", "2000"],
+        &["--json", "--log", &loc, "qty={o->qty}"],
     );
-    scry.wait(Duration::from_secs(10));
-    let records: Vec<String> = read_records(&rec)
-        .into_iter()
-        .filter(|l| l.starts_with("call "))
-        .collect();
-    let hits = scry.json();
-    assert_eq!(hits.len(), records.len(), "stderr: {:?}", scry.stderr());
-    for (hit, rec) in hits.iter().zip(&records) {
+    let records = run.calls();
+    assert_eq!(run.hits.len(), records.len(), "stderr: {:?}", run.stderr);
+    for (hit, rec) in run.hits.iter().zip(&records) {
         let q = &hit["values"]["o->qty"];
         if q.is_number() {
             assert_eq!(*q, kv_i64(rec, "qty"), "{hit} vs {rec}");

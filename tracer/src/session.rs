@@ -892,13 +892,7 @@ fn compile_condition(
     text: Option<&str>,
 ) -> Result<Option<crate::vm::Program>, ProbeError> {
     let Some(text) = text else { return Ok(None) };
-    let at = {
-        let d = symbols.describe(pc);
-        match (d.file, d.line) {
-            (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
-            _ => format!("{pc}"),
-        }
-    };
+    let at = site_at(symbols, pc);
     let is_type = |name: &str| symbols.find_type(name).is_some();
     let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Condition {
         at: at.clone(),
@@ -921,13 +915,7 @@ fn compile_watch(
     bias: crate::addr::Bias,
     text: &str,
 ) -> Result<crate::expr::compile::WatchPlan, ProbeError> {
-    let at = {
-        let d = symbols.describe(pc);
-        match (d.file, d.line) {
-            (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
-            _ => format!("{pc}"),
-        }
-    };
+    let at = site_at(symbols, pc);
     let is_type = |name: &str| symbols.find_type(name).is_some();
     let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Watch {
         at: at.clone(),
@@ -1287,13 +1275,7 @@ fn compile_hole(
     bias: crate::addr::Bias,
     text: &str,
 ) -> Result<(crate::vm::Program, crate::expr::compile::Ty), ProbeError> {
-    let at = {
-        let d = symbols.describe(pc);
-        match (d.file, d.line) {
-            (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
-            _ => format!("{pc}"),
-        }
-    };
+    let at = site_at(symbols, pc);
     let is_type = |name: &str| symbols.find_type(name).is_some();
     let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Hole {
         at: at.clone(),
@@ -1362,5 +1344,14 @@ fn display_with(v: &Value, spec: Option<crate::template::Spec>) -> String {
         },
         (Some(Spec::Str), Value::Str { text, .. }) => text.clone(),
         _ => crate::value::display(v),
+    }
+}
+
+/// `loop.c:62` for a site, for messages about expressions set there.
+fn site_at(symbols: &ModuleSymbols, pc: crate::addr::FileAddr) -> String {
+    let d = symbols.describe(pc);
+    match (d.file, d.line) {
+        (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
+        _ => format!("{pc}"),
     }
 }
