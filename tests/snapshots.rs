@@ -333,6 +333,7 @@ fn oracle_agreement_with_gdb() {
         "open_text_box_body",
         "text_body",
         "results_body",
+        "inspect_body",
     ];
     let mut summary = String::new();
     let mut failures = Vec::new();

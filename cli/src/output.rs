@@ -165,10 +165,56 @@ pub fn node_text(n: &Node) -> String {
             s
         }
         Node::Str { text, truncated } => format!("{text:?}{}", if *truncated { "..." } else { "" }),
-        Node::Ref { addr, target } => format!("@{addr:#x}: {}", node_text(target)),
+        // gdb shows a reference as `@addr: value`, except when a pretty-printer shows the
+        // value (strings, containers, smart pointers): then only the value.
+        Node::Ref { addr, target } => match target.as_ref() {
+            Node::Str { .. }
+            | Node::Array { .. }
+            | Node::Map { .. }
+            | Node::Smart { .. }
+            | Node::Variant { .. }
+            | Node::Tuple(_) => node_text(target),
+            _ => format!("@{addr:#x}: {}", node_text(target)),
+        },
         Node::Tuple(items) => {
             let inner: Vec<String> = items.iter().map(node_text).collect();
             format!("({})", inner.join(", "))
+        }
+        // As libstdc++'s gdb printers show them.
+        Node::Smart {
+            spelled,
+            ptr,
+            counts,
+            ..
+        } => match counts {
+            Some((0, weak)) => {
+                format!("{spelled} (expired, weak count {weak}) = {{get() = {ptr:#x}}}")
+            }
+            Some((usec, weak)) => {
+                format!("{spelled} (use count {usec}, weak count {weak}) = {{get() = {ptr:#x}}}")
+            }
+            None if *ptr == 0 => format!("{spelled} = {{get() = 0x0}}"),
+            None => format!("{spelled} = {{get() = {ptr:#x}}}"),
+        },
+        Node::Map {
+            spelled,
+            len,
+            entries,
+        } => {
+            let inner: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("[{}] = {}", node_text(k), node_text(v)))
+                .collect();
+            let more = if (*len as usize) > entries.len() {
+                "..."
+            } else {
+                ""
+            };
+            format!(
+                "{spelled} with {len} element{} = {{{}{more}}}",
+                if *len == 1 { "" } else { "s" },
+                inner.join(", ")
+            )
         }
         Node::Variant {
             enum_name,
@@ -275,6 +321,29 @@ pub fn node_json(n: &Node) -> Json {
             json!({"ref": format!("{addr:#x}"), "target": node_json(target)})
         }
         Node::Tuple(items) => Json::Array(items.iter().map(node_json).collect()),
+        Node::Smart {
+            ptr,
+            target,
+            counts,
+            ..
+        } => {
+            let mut o = json!({"ptr": format!("{ptr:#x}")});
+            if let Some(t) = target {
+                o["target"] = node_json(t);
+            }
+            if let Some((u, w)) = counts {
+                o["use_count"] = json!(u);
+                o["weak_count"] = json!(w);
+            }
+            o
+        }
+        Node::Map { len, entries, .. } => {
+            let e: Vec<Json> = entries
+                .iter()
+                .map(|(k, v)| json!([node_json(k), node_json(v)]))
+                .collect();
+            json!({"len": len, "entries": e})
+        }
         Node::Variant {
             variant, fields, ..
         } => {

