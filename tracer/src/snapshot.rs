@@ -852,7 +852,7 @@ impl<'a> Reader<'a> {
                 if pi == 0 {
                     Some((0, 0))
                 } else {
-                    match self.read(pi + 8, 8) {
+                    match self.read(pi.wrapping_add(8), 8) {
                         Ok(b) => {
                             let usec = i32::from_le_bytes(b[0..4].try_into().unwrap()) as i64;
                             let weak = i32::from_le_bytes(b[4..8].try_into().unwrap()) as i64;
@@ -900,16 +900,19 @@ impl<'a> Reader<'a> {
                     break;
                 }
                 // _Rb_tree_node_base is 32 bytes: color, parent, left, right; the pair follows.
-                let k = self.at(node + 32, kt, depth + 1);
-                let v = self.at(node + 32 + voff, vt, depth + 1);
+                let k = self.at(node.wrapping_add(32), kt, depth + 1);
+                let v = self.at(node.wrapping_add(32 + voff), vt, depth + 1);
                 entries.push((k, v));
                 // In-order successor.
                 let Ok(b) = self.read(node, 32) else { break };
                 let right = u64::from_le_bytes(b[24..32].try_into().unwrap());
                 if right != 0 {
                     let mut cur = right;
-                    loop {
-                        let Ok(c) = self.read(cur + 16, 8) else { break };
+                    // Bounded: a red-black tree of 2^64 nodes is 128 levels deep at most.
+                    for _ in 0..128 {
+                        let Ok(c) = self.read(cur.wrapping_add(16), 8) else {
+                            break;
+                        };
                         let left = u64::from_le_bytes(c[..8].try_into().unwrap());
                         if left == 0 {
                             break;
@@ -920,7 +923,7 @@ impl<'a> Reader<'a> {
                 } else {
                     let mut cur = node;
                     let mut parent = u64::from_le_bytes(b[8..16].try_into().unwrap());
-                    loop {
+                    for _ in 0..128 {
                         let Ok(p) = self.read(parent, 32) else { break };
                         let pright = u64::from_le_bytes(p[24..32].try_into().unwrap());
                         if cur != pright {
@@ -960,8 +963,8 @@ impl<'a> Reader<'a> {
                     break;
                 }
                 // _Hash_node: the next pointer, then the pair.
-                let k = self.at(node + 8, kt, depth + 1);
-                let v = self.at(node + 8 + voff, vt, depth + 1);
+                let k = self.at(node.wrapping_add(8), kt, depth + 1);
+                let v = self.at(node.wrapping_add(8 + voff), vt, depth + 1);
                 entries.push((k, v));
                 match self.read(node, 8) {
                     Ok(b) => node = u64::from_le_bytes(b[..8].try_into().unwrap()),
