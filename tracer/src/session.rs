@@ -884,52 +884,6 @@ impl Drop for Session {
     }
 }
 
-/// Parses and type-checks a condition at one site and compiles it for the hit path.
-fn compile_condition(
-    symbols: &ModuleSymbols,
-    pc: crate::addr::FileAddr,
-    bias: crate::addr::Bias,
-    text: Option<&str>,
-) -> Result<Option<crate::vm::Program>, ProbeError> {
-    let Some(text) = text else { return Ok(None) };
-    let at = site_at(symbols, pc);
-    let is_type = |name: &str| symbols.find_type(name).is_some();
-    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Condition {
-        at: at.clone(),
-        rendered: e.render(text),
-    })?;
-    let compiled = crate::expr::compile::Compiler::new(symbols, pc, bias)
-        .with_source(text)
-        .condition(&expr)
-        .map_err(|e| ProbeError::Condition {
-            at,
-            rendered: e.render(text),
-        })?;
-    Ok(Some(compiled.program))
-}
-
-/// Parses and type-checks a watch expression at one site.
-fn compile_watch(
-    symbols: &ModuleSymbols,
-    pc: crate::addr::FileAddr,
-    bias: crate::addr::Bias,
-    text: &str,
-) -> Result<crate::expr::compile::WatchPlan, ProbeError> {
-    let at = site_at(symbols, pc);
-    let is_type = |name: &str| symbols.find_type(name).is_some();
-    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Watch {
-        at: at.clone(),
-        rendered: e.render(text),
-    })?;
-    crate::expr::compile::Compiler::new(symbols, pc, bias)
-        .with_source(text)
-        .watch(&expr)
-        .map_err(|e| ProbeError::Watch {
-            at,
-            rendered: e.render(text),
-        })
-}
-
 /// Reads a snapshot of the held thread: unwinds its stack, reads the variables of the top
 /// frames and the watch expressions.
 fn take_snapshot(
@@ -1268,29 +1222,6 @@ fn without_params(name: &str) -> String {
     name.to_string()
 }
 
-/// Compiles a template's expression hole at one site: a word and its type.
-fn compile_hole(
-    symbols: &ModuleSymbols,
-    pc: crate::addr::FileAddr,
-    bias: crate::addr::Bias,
-    text: &str,
-) -> Result<(crate::vm::Program, crate::expr::compile::Ty), ProbeError> {
-    let at = site_at(symbols, pc);
-    let is_type = |name: &str| symbols.find_type(name).is_some();
-    let expr = crate::expr::parse(text, &is_type).map_err(|e| ProbeError::Hole {
-        at: at.clone(),
-        rendered: e.render(text),
-    })?;
-    let compiled = crate::expr::compile::Compiler::new(symbols, pc, bias)
-        .with_source(text)
-        .scalar(&expr)
-        .map_err(|e| ProbeError::Hole {
-            at,
-            rendered: e.render(text),
-        })?;
-    Ok((compiled.program, compiled.ty))
-}
-
 /// A machine word of type `ty` as a value.
 fn word_value(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty, w: u64) -> Value {
     use crate::expr::compile::{Compiler, Shape};
@@ -1354,4 +1285,63 @@ fn site_at(symbols: &ModuleSymbols, pc: crate::addr::FileAddr) -> String {
         (Some(f), Some(l)) => format!("{}:{l}", f.rsplit('/').next().unwrap_or(&f)),
         _ => format!("{pc}"),
     }
+}
+
+/// Parses an expression written for one site, type-checks and compiles it with `compile`;
+/// a problem becomes the probe error `error(at, rendered)` quoting the expression with the
+/// column marked.
+fn compile_expr<T>(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    text: &str,
+    error: fn(String, String) -> ProbeError,
+    compile: impl FnOnce(
+        crate::expr::compile::Compiler,
+        &crate::expr::Expr,
+    ) -> Result<T, crate::expr::ExprError>,
+) -> Result<T, ProbeError> {
+    let at = site_at(symbols, pc);
+    let is_type = |name: &str| symbols.find_type(name).is_some();
+    let expr = crate::expr::parse(text, &is_type).map_err(|e| error(at.clone(), e.render(text)))?;
+    let compiler = crate::expr::compile::Compiler::new(symbols, pc, bias).with_source(text);
+    compile(compiler, &expr).map_err(|e| error(at, e.render(text)))
+}
+
+/// A condition at one site, compiled for the hit path.
+fn compile_condition(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    text: Option<&str>,
+) -> Result<Option<crate::vm::Program>, ProbeError> {
+    let Some(text) = text else { return Ok(None) };
+    let error = |at, rendered| ProbeError::Condition { at, rendered };
+    compile_expr(symbols, pc, bias, text, error, |c, e| {
+        c.condition(e).map(|c| Some(c.program))
+    })
+}
+
+/// A snapshot's watch expression at one site.
+fn compile_watch(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    text: &str,
+) -> Result<crate::expr::compile::WatchPlan, ProbeError> {
+    let error = |at, rendered| ProbeError::Watch { at, rendered };
+    compile_expr(symbols, pc, bias, text, error, |c, e| c.watch(e))
+}
+
+/// A template's expression hole at one site: a word and its type.
+fn compile_hole(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    text: &str,
+) -> Result<(crate::vm::Program, crate::expr::compile::Ty), ProbeError> {
+    let error = |at, rendered| ProbeError::Hole { at, rendered };
+    compile_expr(symbols, pc, bias, text, error, |c, e| {
+        c.scalar(e).map(|c| (c.program, c.ty))
+    })
 }
