@@ -180,6 +180,17 @@ pub fn node_text(n: &Node) -> String {
             let inner: Vec<String> = items.iter().map(node_text).collect();
             format!("({})", inner.join(", "))
         }
+        // As Rust's gdb printers show them.
+        Node::Smart {
+            spelled,
+            target,
+            counts,
+            ..
+        } if spelled == "Rc" || spelled == "Arc" => {
+            let (strong, weak) = counts.unwrap_or((0, 0));
+            let value = target.as_deref().map(node_text).unwrap_or_default();
+            format!("{spelled}(strong={strong}, weak={weak}) = {{value = {value}, strong = {strong}, weak = {weak}}}")
+        }
         // As libstdc++'s gdb printers show them.
         Node::Smart {
             spelled,
@@ -210,11 +221,15 @@ pub fn node_text(n: &Node) -> String {
             } else {
                 ""
             };
-            format!(
-                "{spelled} with {len} element{} = {{{}{more}}}",
-                if *len == 1 { "" } else { "s" },
-                inner.join(", ")
-            )
+            if spelled == "HashMap" {
+                format!("HashMap(size={len}) = {{{}{more}}}", inner.join(", "))
+            } else {
+                format!(
+                    "{spelled} with {len} element{} = {{{}{more}}}",
+                    if *len == 1 { "" } else { "s" },
+                    inner.join(", ")
+                )
+            }
         }
         Node::Variant {
             enum_name,
@@ -234,20 +249,46 @@ pub fn node_text(n: &Node) -> String {
                 format!("{enum_name}::{variant}{{{}}}", inner.join(", "))
             }
         }
-        Node::Struct(fields) => {
+        // Rust's syntax for Rust values (`values::Point {x: 1, y: 2}`, a tuple struct as
+        // `values::Meters (3)`), C's for the rest, as gdb writes each language.
+        Node::Struct {
+            rust_name: Some(name),
+            fields,
+        } => {
+            if fields.is_empty() {
+                name.clone()
+            } else if fields.iter().all(|(k, _)| k.starts_with("__")) {
+                let inner: Vec<String> = fields.iter().map(|(_, v)| node_text(v)).collect();
+                format!("{name} ({})", inner.join(", "))
+            } else {
+                let inner: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", node_text(v)))
+                    .collect();
+                format!("{name} {{{}}}", inner.join(", "))
+            }
+        }
+        Node::Struct {
+            rust_name: None,
+            fields,
+        } => {
             let inner: Vec<String> = fields
                 .iter()
                 .map(|(k, v)| format!("{k} = {}", node_text(v)))
                 .collect();
             format!("{{{}}}", inner.join(", "))
         }
-        Node::Array { items, len } => {
+        Node::Array { items, len, rust } => {
             let inner: Vec<String> = items.iter().map(node_text).collect();
             let more = match len {
                 Some(l) if *l as usize > items.len() => format!(", ...({l} in all)"),
                 _ => String::new(),
             };
-            format!("{{{}{more}}}", inner.join(", "))
+            if *rust {
+                format!("[{}{more}]", inner.join(", "))
+            } else {
+                format!("{{{}{more}}}", inner.join(", "))
+            }
         }
         Node::Status(s) => format!("<{}>", status_text(s)),
     }
@@ -353,14 +394,14 @@ pub fn node_json(n: &Node) -> Json {
             }
             json!({"variant": variant, "fields": m})
         }
-        Node::Struct(fields) => {
+        Node::Struct { fields, .. } => {
             let mut m = Map::new();
             for (k, v) in fields {
                 m.insert(k.clone(), node_json(v));
             }
             Json::Object(m)
         }
-        Node::Array { items, len } => {
+        Node::Array { items, len, .. } => {
             let items: Vec<Json> = items.iter().map(node_json).collect();
             match len {
                 Some(l) if *l as usize > items.len() => {

@@ -76,24 +76,32 @@ pub enum Node {
         truncated: bool,
     },
     /// A struct's members, base classes first as `<Base>`.
-    Struct(Vec<(String, Node)>),
+    Struct {
+        /// For a Rust struct, its path (`values::Point`): Rust values are written in Rust's
+        /// syntax, `values::Point {x: 1, y: 2}`. None for C and C++ (`{x = 1, y = 2}`).
+        rust_name: Option<String>,
+        fields: Vec<(String, Node)>,
+    },
     /// An array's first elements and its length.
     Array {
         items: Vec<Node>,
         len: Option<u64>,
+        /// A Rust array (`[1, 2]`) rather than a C one (`{1, 2}`).
+        rust: bool,
     },
     /// A Rust tuple's elements.
     Tuple(Vec<Node>),
-    /// A smart pointer (std::unique_ptr, std::shared_ptr): its spelling as gdb shows it
-    /// (`std::unique_ptr<geo::Square>`), the pointer, what it points to, and for a shared
-    /// pointer the use and weak counts.
+    /// A smart pointer (std::unique_ptr, std::shared_ptr, Rust's Rc and Arc): its spelling as
+    /// gdb shows it (`std::unique_ptr<geo::Square>`, `Rc`), the pointer, what it points to,
+    /// and for a shared pointer the use (strong) and weak counts, as the libraries' gdb
+    /// printers count them (without the weak reference the owners hold together).
     Smart {
         spelled: String,
         ptr: u64,
         target: Option<Box<Node>>,
         counts: Option<(i64, i64)>,
     },
-    /// A map (std::map, std::unordered_map): its spelling, its size, its first entries.
+    /// A map (std::map, std::unordered_map, Rust's HashMap): its spelling, its size, its first entries.
     Map {
         spelled: String,
         len: u64,
@@ -464,7 +472,7 @@ impl<'a> Reader<'a> {
                 size,
                 signed,
                 enumerators,
-                ..
+                name: enum_name,
             } => {
                 let w = word(size as usize);
                 let v = if signed && size < 8 {
@@ -474,10 +482,13 @@ impl<'a> Reader<'a> {
                 };
                 Node::Enum {
                     value: v,
-                    name: enumerators
-                        .iter()
-                        .find(|(e, _)| *e == v)
-                        .map(|(_, n)| n.clone()),
+                    // Rust names an enumerator by its path (`values::Color::Blue`).
+                    name: enumerators.iter().find(|(e, _)| *e == v).map(|(_, n)| {
+                        match &enum_name {
+                            Some(en) if self.symbols.is_rust(pt) => format!("{en}::{n}"),
+                            _ => n.clone(),
+                        }
+                    }),
                 }
             }
             TypeKind::Pointer { pointee } if bytes.len() >= 8 => {
@@ -564,7 +575,11 @@ impl<'a> Reader<'a> {
                     };
                     fields.push((name, v));
                 }
-                Node::Struct(fields)
+                Node::Struct {
+                    rust_name: (self.symbols.is_rust(pt))
+                        .then(|| self.symbols.type_name(pt)),
+                    fields,
+                }
             }
             TypeKind::Array { element, dims } => {
                 let esize = self.symbols.type_size(element).unwrap_or(0) as usize;
@@ -589,7 +604,11 @@ impl<'a> Reader<'a> {
                 let items = (0..n)
                     .map(|i| self.decode(&bytes[i * esize..(i + 1) * esize], element, depth + 1))
                     .collect();
-                Node::Array { items, len }
+                Node::Array {
+                    items,
+                    len,
+                    rust: self.symbols.is_rust(ty),
+                }
             }
             TypeKind::Void => Node::Status(Status::NotCaptured("void".into())),
             TypeKind::Function { .. } => Node::Status(Status::NotCaptured("function".into())),
@@ -642,7 +661,7 @@ impl<'a> Reader<'a> {
             chosen.member.ty,
             depth,
         ) {
-            Node::Struct(fields) => fields,
+            Node::Struct { fields, .. } => fields,
             other => vec![("__0".to_string(), other)],
         };
         Node::Variant {
@@ -710,6 +729,75 @@ impl<'a> Reader<'a> {
             }
         }
         None
+    }
+
+    /// A Rust HashMap (hashbrown's swiss table): one control byte per bucket, top bit clear
+    /// for a full one; bucket `i`'s `(K, V)` lies `(i + 1) * size` bytes below the control
+    /// bytes. Entries come in bucket order, as gdb's printer lists them.
+    fn hash_map(&mut self, t: TypeRef, bytes: &[u8], depth: u32) -> Node {
+        let layout = (|| {
+            let (items_off, _) = self.member(t, "items", 0)?;
+            let (mask_off, _) = self.member(t, "bucket_mask", 0)?;
+            let (ctrl_off, ctrl_ty) = self.member(t, "ctrl", 0)?;
+            let ctrl_ptr_off = match self.peel(ctrl_ty).1 {
+                TypeKind::Pointer { .. } => 0,
+                _ => self.first_pointer(ctrl_ty, 0)?.0,
+            };
+            let (_, raw_table) = self.member(t, "table", 0)?;
+            let TypeKind::Struct { template_args, .. } = self.peel(raw_table).1 else {
+                return None;
+            };
+            Some((
+                Self::word_at(bytes, items_off)?,
+                Self::word_at(bytes, mask_off)?,
+                Self::word_at(bytes, ctrl_off + ctrl_ptr_off)?,
+                *template_args.first()?,
+            ))
+        })();
+        let Some((len, mask, ctrl, pair_ty)) = layout else {
+            return Node::Status(Status::NotCaptured(self.symbols.type_name(t)));
+        };
+        let spelled = "HashMap".to_string();
+        let buckets = mask.wrapping_add(1);
+        if len > buckets || buckets > 1 << 24 {
+            return Node::Status(Status::Unavailable(format!(
+                "implausible table ({len} items in {buckets} buckets; not initialised yet?)"
+            )));
+        }
+        let mut entries = Vec::new();
+        let want = len.min(self.limits.collection_items as u64);
+        if len > want {
+            self.truncated = true;
+        }
+        if want > 0 && depth < self.limits.depth {
+            let pair_size = self.symbols.type_size(pair_ty).unwrap_or(0);
+            let control = match self.read(ctrl, buckets as usize) {
+                Ok(c) => c,
+                Err(s) => return Node::Status(s),
+            };
+            for (i, c) in control.iter().enumerate() {
+                if entries.len() as u64 >= want {
+                    break;
+                }
+                if c & 0x80 != 0 {
+                    continue;
+                }
+                let at = ctrl.wrapping_sub((i as u64 + 1) * pair_size);
+                let (k, v) = match self.at(at, pair_ty, depth + 1) {
+                    Node::Tuple(mut kv) if kv.len() == 2 => {
+                        let v = kv.pop().unwrap();
+                        (kv.pop().unwrap(), v)
+                    }
+                    other => (other, Node::Status(Status::Unavailable("not a pair".into()))),
+                };
+                entries.push((k, v));
+            }
+        }
+        Node::Map {
+            spelled,
+            len,
+            entries,
+        }
     }
 
     fn word_at(bytes: &[u8], off: u64) -> Option<u64> {
@@ -782,6 +870,7 @@ impl<'a> Reader<'a> {
                 return Node::Array {
                     items: Vec::new(),
                     len: Some(len),
+                    rust: false,
                 };
             }
             match r.read(ptr, (n * esize) as usize) {
@@ -796,6 +885,7 @@ impl<'a> Reader<'a> {
                         })
                         .collect(),
                     len: Some(len),
+                    rust: false,
                 },
                 Err(s) => Node::Status(s),
             }
@@ -878,6 +968,43 @@ impl<'a> Reader<'a> {
                 target,
                 counts,
             });
+        }
+        if name.starts_with("alloc::rc::Rc<") || name.starts_with("alloc::sync::Arc<") {
+            // `ptr` points to the shared allocation: the strong and weak counts (each a usize
+            // inside Cell / AtomicUsize wrappers), then the value (`value` in Rc, `data` in Arc).
+            let is_rc = name.starts_with("alloc::rc::");
+            let (p, inner) = self.first_pointer(t, 0)?;
+            let inner = inner?;
+            let (strong_off, _) = self.member(inner, "strong", 0)?;
+            let (weak_off, _) = self.member(inner, "weak", 0)?;
+            let (value_off, value_ty) =
+                self.member(inner, if is_rc { "value" } else { "data" }, 0)?;
+            let ptr = Self::word_at(bytes, p)?;
+            let count = |r: &mut Self, off: u64| {
+                r.read(ptr.wrapping_add(off), 8)
+                    .ok()
+                    .map(|b| u64::from_le_bytes(b[..8].try_into().unwrap()) as i64)
+            };
+            let counts = match (count(self, strong_off), count(self, weak_off)) {
+                // The strong owners together hold one weak reference; gdb's printer hides it.
+                (Some(strong), Some(weak)) => Some((strong, weak - 1)),
+                _ => None,
+            };
+            let target = if depth < self.limits.depth {
+                Some(Box::new(self.at(ptr.wrapping_add(value_off), value_ty, depth + 1)))
+            } else {
+                self.truncated = true;
+                Some(Box::new(Node::Status(Status::DepthLimit)))
+            };
+            return Some(Node::Smart {
+                spelled: if is_rc { "Rc" } else { "Arc" }.to_string(),
+                ptr,
+                target,
+                counts,
+            });
+        }
+        if name.starts_with("std::collections::hash::map::HashMap<") {
+            return Some(self.hash_map(t, bytes, depth));
         }
         if name.starts_with("std::map<") {
             // A red-black tree: the header's left is the leftmost node; walk in order.

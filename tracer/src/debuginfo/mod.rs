@@ -397,6 +397,15 @@ impl ModuleSymbols {
         }
     }
 
+    /// True when type `t` comes from a Rust unit: its values are shown in Rust's syntax
+    /// (`values::Point {x: 1, y: 2}`, `[1, 2]`, `values::Color::Blue`), as gdb does.
+    pub fn is_rust(&self, t: TypeRef) -> bool {
+        match (&self.dwarf, typegraph::die_of(t)) {
+            (Some(d), Some(id)) => d.units[id.unit].lang == dwarf::Lang::Rust,
+            _ => false,
+        }
+    }
+
     /// What type `t` is (one level: members, targets and elements are further handles).
     pub fn type_kind(&self, t: TypeRef) -> TypeKind {
         match &self.dwarf {
