@@ -189,7 +189,9 @@ pub fn node_text(n: &Node) -> String {
         } if spelled == "Rc" || spelled == "Arc" => {
             let (strong, weak) = counts.unwrap_or((0, 0));
             let value = target.as_deref().map(node_text).unwrap_or_default();
-            format!("{spelled}(strong={strong}, weak={weak}) = {{value = {value}, strong = {strong}, weak = {weak}}}")
+            format!(
+                "{spelled}(strong={strong}, weak={weak}) = {{value = {value}, strong = {strong}, weak = {weak}}}"
+            )
         }
         // As libstdc++'s gdb printers show them.
         Node::Smart {

@@ -437,9 +437,12 @@ fn run_once(
     let before = section("");
     let locations = parse_locations(before)
         .unwrap_or_else(|| fail(&format!("gdb did not set a breakpoint at {location}")));
-    let stopped = before
-        .lines()
-        .any(|l| l.starts_with("Breakpoint 1, ") || l.starts_with("Breakpoint 1."));
+    // `Breakpoint 1, f (…)`, or in a threaded program `Thread 2 "name" hit Breakpoint 1, …`.
+    let stopped = before.lines().any(|l| {
+        l.starts_with("Breakpoint 1, ")
+            || l.starts_with("Breakpoint 1.")
+            || (l.starts_with("Thread ") && l.contains(" hit Breakpoint 1, "))
+    });
     let hits = parse_hits(section("stop"));
     if !stopped || hits != Some(hit) {
         fail(&format!(

@@ -229,6 +229,7 @@ fn run_exprs(
         tid,
         hits,
         fpregs,
+        entry_regs: None,
     };
     let mut mem = crate::vm::ProcessMemory { pid };
     let refs: Vec<&crate::vm::Program> = exprs.iter().collect();
@@ -250,6 +251,7 @@ fn condition_holds(
         tid,
         hits,
         fpregs,
+        entry_regs: None,
     };
     let mut mem = crate::vm::ProcessMemory { pid };
     match crate::vm::run_all(&[cond], &ctx, &mut mem, crate::vm::Limits::default()).pop() {

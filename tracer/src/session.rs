@@ -884,6 +884,98 @@ impl Drop for Session {
     }
 }
 
+/// The registers of unwound frame `i`: all of them in frame 0, the ones the unwinder
+/// recovered in callers (the rest zero; `frame_known` says which are real).
+fn frame_registers(
+    regs: &libc::user_regs_struct,
+    f: &crate::unwind::UnwindFrame,
+    i: usize,
+) -> libc::user_regs_struct {
+    if i == 0 {
+        return *regs;
+    }
+    // SAFETY: all-zero registers are a valid value.
+    let mut frame_regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    use crate::regs::Reg;
+    for r in [
+        Reg::Rax,
+        Reg::Rdx,
+        Reg::Rcx,
+        Reg::Rbx,
+        Reg::Rsi,
+        Reg::Rdi,
+        Reg::Rbp,
+        Reg::Rsp,
+        Reg::R8,
+        Reg::R9,
+        Reg::R10,
+        Reg::R11,
+        Reg::R12,
+        Reg::R13,
+        Reg::R14,
+        Reg::R15,
+        Reg::Rip,
+    ] {
+        if let Some(v) = f.regs.get(r) {
+            set_reg(&mut frame_regs, r, v);
+        }
+    }
+    frame_regs.fs_base = regs.fs_base;
+    frame_regs
+}
+
+/// True if register `r` of unwound frame `i` is known (see `frame_registers`).
+fn frame_known(f: &crate::unwind::UnwindFrame, i: usize, r: crate::regs::Reg) -> bool {
+    i == 0 || r == crate::regs::Reg::FsBase || f.regs.get(r).is_some()
+}
+
+/// What frame `i`'s function received in its argument registers, from the call site in
+/// frame `i + 1` that returns into it, evaluated in that caller's frame (`caller_entry`:
+/// the caller's own entry values). Empty when the site is unknown, names another function
+/// (a tail call came between), or the function is reachable by tail calls.
+fn recover_entry_values(
+    pid: i32,
+    frames: &[crate::unwind::UnwindFrame],
+    i: usize,
+    regs: &libc::user_regs_struct,
+    modules: &[(Module, Arc<ModuleSymbols>)],
+    caller_entry: &[(crate::regs::Reg, u64)],
+) -> Vec<(crate::regs::Reg, u64)> {
+    let (Some(f), Some(caller)) = (frames.get(i), frames.get(i + 1)) else {
+        return Vec::new();
+    };
+    let (Some(mi), Some(ci)) = (f.module, caller.module) else {
+        return Vec::new();
+    };
+    if f.signal_frame || caller.signal_frame {
+        return Vec::new();
+    }
+    let (m, symbols) = &modules[mi];
+    let is_caller = f.is_caller(if i > 0 { frames.get(i - 1) } else { None });
+    let file_pc = crate::addr::RuntimeAddr(f.pc).to_file(modules::bias(m, symbols.segments()));
+    let lookup = crate::addr::FileAddr(file_pc.0.wrapping_sub(is_caller as u64));
+    let Some(function) = symbols.entered_function(lookup) else {
+        return Vec::new();
+    };
+    let (cm, csymbols) = &modules[ci];
+    let cbias = modules::bias(cm, csymbols.segments());
+    let Some(site) = csymbols.call_site(crate::addr::RuntimeAddr(caller.pc).to_file(cbias), cbias)
+    else {
+        return Vec::new();
+    };
+    if site.tail_call || site.callee.as_deref() != Some(function.as_str()) {
+        return Vec::new();
+    }
+    let caller_regs = frame_registers(regs, caller, i + 1);
+    let known = |r: crate::regs::Reg| frame_known(caller, i + 1, r);
+    let mut reader = crate::snapshot::Reader::new(pid, csymbols, Default::default());
+    reader.entry_regs = caller_entry.to_vec();
+    site.params
+        .iter()
+        .filter_map(|p| Some((p.reg, reader.call_value(&p.value, &caller_regs, &known)?)))
+        .collect()
+}
+
 /// Reads a snapshot of the held thread: unwinds its stack, reads the variables of the top
 /// frames and the watch expressions.
 fn take_snapshot(
@@ -931,6 +1023,14 @@ fn take_snapshot(
         bytes_read: 0,
         truncated: false,
     };
+    // Entry values (DW_OP_entry_value) of the frames whose variables are read, from their
+    // callers' call sites; callers first, since a call value may itself be an entry value.
+    let mut entry_regs: Vec<Vec<(crate::regs::Reg, u64)>> =
+        vec![Vec::new(); frames.len().min(limits.frames_with_variables + 1)];
+    for i in (0..entry_regs.len()).rev() {
+        let outer = entry_regs.get(i + 1).cloned().unwrap_or_default();
+        entry_regs[i] = recover_entry_values(pid, &frames, i, regs, &modules, &outer);
+    }
     let mut bytes = 0;
     let mut truncated = false;
     let mut physical = 0;
@@ -971,39 +1071,8 @@ fn take_snapshot(
         } else {
             file_pc.0
         });
-        // Registers of this frame: all of them in frame 0, the recovered ones in callers.
-        let mut frame_regs: libc::user_regs_struct = *regs;
-        if i > 0 {
-            // SAFETY: all-zero registers are a valid value.
-            frame_regs = unsafe { std::mem::zeroed() };
-            for r in [
-                crate::regs::Reg::Rax,
-                crate::regs::Reg::Rdx,
-                crate::regs::Reg::Rcx,
-                crate::regs::Reg::Rbx,
-                crate::regs::Reg::Rsi,
-                crate::regs::Reg::Rdi,
-                crate::regs::Reg::Rbp,
-                crate::regs::Reg::Rsp,
-                crate::regs::Reg::R8,
-                crate::regs::Reg::R9,
-                crate::regs::Reg::R10,
-                crate::regs::Reg::R11,
-                crate::regs::Reg::R12,
-                crate::regs::Reg::R13,
-                crate::regs::Reg::R14,
-                crate::regs::Reg::R15,
-                crate::regs::Reg::Rip,
-            ] {
-                if let Some(v) = f.regs.get(r) {
-                    set_reg(&mut frame_regs, r, v);
-                }
-            }
-            frame_regs.fs_base = regs.fs_base;
-        }
-        let known = |r: crate::regs::Reg| {
-            i == 0 || r == crate::regs::Reg::FsBase || f.regs.get(r).is_some()
-        };
+        let frame_regs = frame_registers(regs, f, i);
+        let known = |r: crate::regs::Reg| frame_known(f, i, r);
         for (k, (function, file, line)) in names.iter().enumerate() {
             let with_vars =
                 k == 0 && physical < limits.frames_with_variables && symbols.has_dwarf();
@@ -1019,6 +1088,7 @@ fn take_snapshot(
                 if i == 0 {
                     reader.fpregs = fpregs.copied();
                 }
+                reader.entry_regs = entry_regs.get(i).cloned().unwrap_or_default();
                 let r =
                     crate::snapshot::frame_vars(&mut reader, lookup_pc, bias, &frame_regs, &known);
                 bytes += reader.bytes_read;
@@ -1062,6 +1132,7 @@ fn take_snapshot(
                 tid: pid,
                 hits: 0,
                 fpregs,
+                entry_regs: None,
             };
             let mut mem = crate::vm::ProcessMemory { pid };
             let (value, ty) = match plan {

@@ -185,6 +185,9 @@ pub struct Reader<'a> {
     pub bias: Bias,
     /// The FP/SSE registers of the frame being read (frame 0 only: they are caller-saved).
     pub fpregs: Option<libc::user_fpregs_struct>,
+    /// Argument registers' values when the frame's function was entered, recovered from the
+    /// caller's call site (for `DW_OP_entry_value`).
+    pub entry_regs: Vec<(crate::regs::Reg, u64)>,
     pub limits: SnapshotLimits,
     pub bytes_read: usize,
     pub truncated: bool,
@@ -199,6 +202,7 @@ impl<'a> Reader<'a> {
             symbols,
             bias: Bias(0),
             fpregs: None,
+            entry_regs: Vec::new(),
             limits,
             bytes_read: 0,
             truncated: false,
@@ -289,6 +293,7 @@ impl<'a> Reader<'a> {
             tid: self.pid,
             hits: 0,
             fpregs: self.fpregs.as_ref(),
+            entry_regs: Some(&self.entry_regs),
         };
         let mut mem = vm::ProcessMemory { pid: self.pid };
         match vm::run_all(&[&program], &ctx, &mut mem, Limits::default()).pop() {
@@ -299,6 +304,27 @@ impl<'a> Reader<'a> {
             Some(Outcome::Failed(vm::Fault::Unreadable(a))) => Err(Status::Unreadable(a)),
             Some(Outcome::Failed(vm::Fault::OptimizedOut)) => Err(Status::OptimizedOut),
             Some(Outcome::Failed(f)) => Err(Status::Unavailable(format!("{f:?}"))),
+        }
+    }
+
+    /// The value a call site's `DW_AT_call_value` computes in this (the caller's) frame:
+    /// None when it needs a register the unwinder did not recover, or memory that cannot be
+    /// read.
+    pub fn call_value(
+        &mut self,
+        value: &Place,
+        regs: &libc::user_regs_struct,
+        known: &dyn Fn(crate::regs::Reg) -> bool,
+    ) -> Option<u64> {
+        match value {
+            Place::Memory(ops) | Place::Value(ops) => self.run(ops, regs, known).ok(),
+            Place::Implicit(b) => {
+                let mut w = [0u8; 8];
+                let n = b.len().min(8);
+                w[..n].copy_from_slice(&b[..n]);
+                Some(u64::from_le_bytes(w))
+            }
+            _ => None,
         }
     }
 
@@ -483,12 +509,12 @@ impl<'a> Reader<'a> {
                 Node::Enum {
                     value: v,
                     // Rust names an enumerator by its path (`values::Color::Blue`).
-                    name: enumerators.iter().find(|(e, _)| *e == v).map(|(_, n)| {
-                        match &enum_name {
+                    name: enumerators.iter().find(|(e, _)| *e == v).map(
+                        |(_, n)| match &enum_name {
                             Some(en) if self.symbols.is_rust(pt) => format!("{en}::{n}"),
                             _ => n.clone(),
-                        }
-                    }),
+                        },
+                    ),
                 }
             }
             TypeKind::Pointer { pointee } if bytes.len() >= 8 => {
@@ -576,8 +602,7 @@ impl<'a> Reader<'a> {
                     fields.push((name, v));
                 }
                 Node::Struct {
-                    rust_name: (self.symbols.is_rust(pt))
-                        .then(|| self.symbols.type_name(pt)),
+                    rust_name: (self.symbols.is_rust(pt)).then(|| self.symbols.type_name(pt)),
                     fields,
                 }
             }
@@ -788,7 +813,10 @@ impl<'a> Reader<'a> {
                         let v = kv.pop().unwrap();
                         (kv.pop().unwrap(), v)
                     }
-                    other => (other, Node::Status(Status::Unavailable("not a pair".into()))),
+                    other => (
+                        other,
+                        Node::Status(Status::Unavailable("not a pair".into())),
+                    ),
                 };
                 entries.push((k, v));
             }
@@ -991,7 +1019,11 @@ impl<'a> Reader<'a> {
                 _ => None,
             };
             let target = if depth < self.limits.depth {
-                Some(Box::new(self.at(ptr.wrapping_add(value_off), value_ty, depth + 1)))
+                Some(Box::new(self.at(
+                    ptr.wrapping_add(value_off),
+                    value_ty,
+                    depth + 1,
+                )))
             } else {
                 self.truncated = true;
                 Some(Box::new(Node::Status(Status::DepthLimit)))

@@ -24,6 +24,10 @@ use crate::regs::Reg;
 pub enum Op {
     /// Push a register's value.
     Reg(Reg),
+    /// Push the value a register had when the current function was entered
+    /// (`DW_OP_entry_value`), recovered from the caller's call-site parameters; only a
+    /// snapshot, which unwinds to the caller, knows it (see `HitContext::entry_regs`).
+    EntryReg(Reg),
     /// Push a constant.
     Const(u64),
     /// Push a hit-time fact: `$tid`, `$pid`, `$hits`.
@@ -185,6 +189,10 @@ pub struct HitContext<'a> {
     /// The thread's FP/SSE registers, when the probe's programs need them (read with one
     /// more ptrace call only then).
     pub fpregs: Option<&'a libc::user_fpregs_struct>,
+    /// Argument registers' values at the function's entry, recovered from the caller's
+    /// call-site parameters (`Op::EntryReg`); None where the caller was not unwound (the
+    /// hit path does not unwind).
+    pub entry_regs: Option<&'a [(Reg, u64)]>,
 }
 
 /// Batched access to target memory.
@@ -405,6 +413,15 @@ fn step(p: &Program, s: &mut State, ctx: &HitContext, cache: &Cache, limits: Lim
                 None => fail!(Fault::Unavailable(format!("{r} was not read at this hit"))),
             },
             Op::Reg(r) => s.stack.push(r.read(ctx.regs)),
+            Op::EntryReg(r) => match ctx.entry_regs.map(|e| e.iter().find(|(x, _)| x == r)) {
+                Some(Some((_, v))) => s.stack.push(*v),
+                Some(None) => fail!(Fault::Unavailable(format!(
+                    "the value of {r} when the function was entered (DW_OP_entry_value); the caller's call site does not record it"
+                ))),
+                None => fail!(Fault::Unavailable(format!(
+                    "the value of {r} when the function was entered (DW_OP_entry_value); only a snapshot, which unwinds to the caller, recovers it"
+                ))),
+            },
             Op::Const(c) => s.stack.push(*c),
             Op::Fact(f) => s.stack.push(match f {
                 Fact::Tid => ctx.tid as u64,
@@ -734,6 +751,7 @@ mod tests {
             tid: 2,
             hits: 7,
             fpregs: None,
+            entry_regs: None,
         };
         // x: int at rbp-8, sign-extended.
         let x = prog(
@@ -796,6 +814,7 @@ mod tests {
             tid: 2,
             hits: 1,
             fpregs: None,
+            entry_regs: None,
         };
         let name_ptr = vec![Op::Reg(Reg::Rdi), Op::Const(8), Op::Add, Op::Load(8)];
         let eq = prog(
@@ -836,6 +855,7 @@ mod tests {
             tid: 2,
             hits: 1,
             fpregs: None,
+            entry_regs: None,
         };
         let null = prog(vec![Op::Const(0), Op::Load(4)], vec![]);
         let div = prog(vec![Op::Const(1), Op::Const(0), Op::DivS], vec![]);
@@ -870,6 +890,7 @@ mod tests {
             tid: 20,
             hits: 3,
             fpregs: None,
+            entry_regs: None,
         };
         // $hits > 2 ? 100 : *(int*)0  — the unreadable branch is never run.
         let tern = prog(

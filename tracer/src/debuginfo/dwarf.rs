@@ -78,6 +78,8 @@ pub(crate) struct DwarfData {
     sigs: HashMap<u64, DieId>,
     /// Type names of every unit → their definitions (built on first need).
     pub type_index: OnceLock<TypeIndex>,
+    /// Functions some tail call reaches (built on the first entry-value recovery).
+    pub tail_callees: OnceLock<std::collections::HashSet<String>>,
 }
 
 impl DwarfData {
@@ -146,6 +148,7 @@ impl DwarfData {
             globals: OnceLock::new(),
             sigs,
             type_index: OnceLock::new(),
+            tail_callees: OnceLock::new(),
         })
     }
 

@@ -21,6 +21,7 @@
 //! Everything expensive is built on first use (per unit where possible) and cached, so
 //! loading a module costs one read of the file plus unit headers.
 
+mod callsite;
 mod cfa;
 mod dwarf;
 mod functions;
@@ -34,6 +35,7 @@ mod typegraph;
 mod types;
 mod vars;
 
+pub use callsite::{CallSite, CallSiteParam};
 pub use locals::{VarInfo, VarKind};
 pub use place::Place;
 pub use typegraph::{
@@ -395,6 +397,34 @@ impl ModuleSymbols {
             Some(d) => self.locals_env(d, Bias(0)).names_in_scope(pc.0),
             None => Vec::new(),
         }
+    }
+
+    /// The call whose return address is `return_pc`: the callee it names and what it passed
+    /// in each argument register (to recover a callee's `DW_OP_entry_value`).
+    pub fn call_site(&self, return_pc: FileAddr, bias: Bias) -> Option<CallSite> {
+        callsite::call_site_at(
+            self.dwarf.as_ref()?,
+            &self.frames,
+            bias,
+            self.tls,
+            return_pc.0,
+        )
+    }
+
+    /// The name calls name the out-of-line function containing `pc` by (its linkage name,
+    /// else its name), unless a tail call somewhere in this module reaches it: then a
+    /// return address does not tell which call entered it, and None is returned.
+    pub fn entered_function(&self, pc: FileAddr) -> Option<String> {
+        let d = self.dwarf.as_ref()?;
+        for ui in d.units_for_pc(pc.0) {
+            let Ok(tree) = d.scopes(ui) else { continue };
+            if let Some(si) = tree.subprogram_at(pc.0) {
+                let key = callsite::function_key(d, tree.die_id(ui, si))?;
+                let tail = d.tail_callees.get_or_init(|| callsite::tail_callees(d));
+                return (!tail.contains(&key)).then_some(key);
+            }
+        }
+        None
     }
 
     /// True when type `t` comes from a Rust unit: its values are shown in Rust's syntax

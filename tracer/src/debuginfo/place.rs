@@ -398,23 +398,23 @@ impl Lower<'_> {
     }
 
     /// `DW_OP_entry_value(expr)`: the value `expr` had when the function was entered. At the
-    /// function's first instruction that is the register itself; elsewhere it would need the
-    /// caller's call-site parameters (not yet).
+    /// function's first instruction that is the register itself; elsewhere it is what the
+    /// caller's call site says it passed in that register (`Op::EntryReg`, which a snapshot
+    /// resolves after unwinding to the caller).
     fn entry_value(&self, ui: usize, expression: &R) -> Result<Op, Why> {
         let inner = parse(self.dwarf, ui, gimli::Expression(expression.clone()))?;
-        let what = match inner.as_slice() {
+        match inner.as_slice() {
             [Operation::Register { register }] => {
                 let r = reg(register.0)?;
                 if self.frame.and_then(|(_, entry)| entry) == Some(self.pc) {
                     return Ok(Op::Reg(r));
                 }
-                r.to_string()
+                Ok(Op::EntryReg(r))
             }
-            _ => "an expression".to_string(),
-        };
-        Err(format!(
-            "the value of {what} when the function was entered (DW_OP_entry_value); recovering it needs the caller's frame, not yet"
-        ))
+            _ => Err(
+                "the value of an expression when the function was entered (DW_OP_entry_value of more than a register), which this version does not recover".to_string(),
+            ),
+        }
     }
 
     /// Ops converting the top word to base type `base_type` of unit `ui` (DW_OP_convert and

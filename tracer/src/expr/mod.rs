@@ -354,6 +354,7 @@ mod fuzz {
             tid: 1,
             hits: 1,
             fpregs: None,
+            entry_regs: None,
         };
         let ops = |rng: &mut Rng, len: usize| -> Vec<Op> {
             (0..len)
