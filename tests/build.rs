@@ -17,7 +17,7 @@
 //! -Wl,--build-id` unless said otherwise):
 //!
 //! ```text
-//! bin/<prog>-O0, bin/<prog>-O2     prog in loop threads forker signals dlopener inline
+//! bin/<prog>-O0, bin/<prog>-O2     prog in loop threads forker signals dlopener inline exprs
 //!                                  (PIE, the Debian default)
 //! bin/execer-O0                    -O0 (PIE); by default it execs bin/loop-O0
 //! bin/loop-O0-nopie                -O0 -no-pie -fno-pie
@@ -58,7 +58,9 @@ use std::process::Command;
 #[path = "support/elf.rs"]
 mod elf;
 
-const PROGRAMS: &[&str] = &["loop", "threads", "forker", "signals", "dlopener", "inline"];
+const PROGRAMS: &[&str] = &[
+    "loop", "threads", "forker", "signals", "dlopener", "inline", "exprs",
+];
 const COMMON: &[&str] = &["-g", "-Wall", "-Wextra", "-Werror", "-Wl,--build-id"];
 
 fn main() {

@@ -95,7 +95,7 @@ pub struct ProbeInfo {
 pub enum ProbeError {
     #[error(transparent)]
     Location(#[from] LocationError),
-    #[error("{0}")]
+    #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("in the condition at {at}: {rendered}")]
     Condition { at: String, rendered: String },
@@ -105,10 +105,12 @@ pub enum ProbeError {
     Hole { at: String, rendered: String },
     #[error(transparent)]
     Symbol(#[from] SymbolError),
-    #[error("cannot plant '{location}': {source}")]
+    /// The message includes the engine's (so it is not also a `source`, which would print
+    /// it twice in an error chain).
+    #[error("cannot plant '{location}': {cause}")]
     Engine {
         location: String,
-        source: EngineError,
+        cause: EngineError,
     },
     #[error(
         "no module named '{name}' is loaded in process {pid}, and it does not look like a shared library that could be loaded later. Loaded modules: {loaded}"
@@ -123,7 +125,7 @@ pub enum ProbeError {
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("{0}")]
+    #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("{0}")]
     Other(String),
@@ -369,7 +371,7 @@ impl Session {
                     shared.state.lock().unwrap().probes.remove(&id);
                     return Err(ProbeError::Engine {
                         location: spec.location.clone(),
-                        source: e,
+                        cause: e,
                     });
                 }
                 Ok(ProbeInfo {
@@ -711,6 +713,12 @@ fn lower(
         max_hits: entry.max_hits,
         snapshot: entry.snapshot.is_some(),
     };
+    if let Some((idx, site)) = sites.first() {
+        let module = state.modules[*idx].clone();
+        let symbols = symbols_locked(shared, state, &module)?;
+        let bias = modules::bias(&module, symbols.segments());
+        route_holes(&symbols, site.addr, bias, &mut entry.template);
+    }
     for (idx, site) in sites {
         let module = state.modules[idx].clone();
         let symbols = symbols_locked(shared, state, &module)?;
@@ -757,6 +765,30 @@ fn lower(
         ));
     }
     Ok(req)
+}
+
+/// Hands a value-path hole the fetch plans do not cover (a bitfield member, for one) to the
+/// expression compiler, which does, when it compiles there; once, at the probe's first site,
+/// so every site renders the same parts. A hole neither can do keeps its plan's error.
+fn route_holes(
+    symbols: &ModuleSymbols,
+    pc: crate::addr::FileAddr,
+    bias: crate::addr::Bias,
+    template: &mut Template,
+) {
+    for part in template.parts.iter_mut() {
+        let Part::Hole(path) = part else { continue };
+        if matches!(
+            symbols.compile_value(pc, path, bias),
+            Err(SymbolError::Unsupported { .. })
+        ) && compile_hole(symbols, pc, bias, &path.text).is_ok()
+        {
+            *part = Part::Expr(crate::template::ExprHole {
+                text: path.text.clone(),
+                spec: path.spec,
+            });
+        }
+    }
 }
 
 /// The router thread: plants pending probes when libraries appear, forwards the rest.
@@ -1239,6 +1271,9 @@ fn describe_ty(symbols: &ModuleSymbols, ty: &crate::expr::compile::Ty) -> String
         crate::expr::compile::Ty::Int { .. } => "int".into(),
         crate::expr::compile::Ty::Double => "double".into(),
         crate::expr::compile::Ty::Ptr(_) => "pointer".into(),
+        crate::expr::compile::Ty::Rows { element, dims } => {
+            format!("{} [{}]", symbols.type_name(*element), dims.len())
+        }
         crate::expr::compile::Ty::Void => "void".into(),
     }
 }
@@ -1259,6 +1294,9 @@ fn scalar_node(
         Ty::Int { signed: true, .. } => Node::Int(w as i64),
         Ty::Int { signed: false, .. } => Node::Uint(w),
         Ty::Double => Node::Float(f64::from_bits(w)),
+        Ty::Rows { .. } => Node::Status(crate::snapshot::Status::NotCaptured(
+            "a row of a multi-dimensional array".into(),
+        )),
         Ty::Ptr(_) | Ty::Void => Node::Pointer {
             addr: w,
             target: None,

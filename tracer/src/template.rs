@@ -176,6 +176,19 @@ impl Template {
                     // A plain value path is fetched by a plan; anything else is an
                     // expression, parsed and type-checked per site when the probe is set.
                     match parse_path(body) {
+                        // `grid[1][2]`: rows of a multi-dimensional array are the
+                        // expression compiler's (plans index one dimension).
+                        Ok(path)
+                            if path
+                                .steps
+                                .windows(2)
+                                .any(|w| matches!(w, [PathStep::Index(_), PathStep::Index(_)])) =>
+                        {
+                            parts.push(Part::Expr(ExprHole {
+                                text: body.trim().to_string(),
+                                spec,
+                            }))
+                        }
                         Ok(mut path) => {
                             path.spec = spec;
                             parts.push(Part::Hole(path));

@@ -24,9 +24,9 @@ use std::sync::Arc;
 
 /// Reads the ELF at `path` and its DWARF.
 pub(crate) fn load(path: &Path, search: &DebugSearch) -> Result<ModuleSymbols, SymbolError> {
-    let data = std::fs::read(path).map_err(|source| SymbolError::Io {
+    let data = std::fs::read(path).map_err(|cause| SymbolError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let file = parse_elf(path, &data)?;
     let e = file.endian();

@@ -121,10 +121,10 @@ pub struct SourceLoc {
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not an ELF this layer understands.
     #[error("cannot parse {path} as ELF: {detail}")]

@@ -24,6 +24,13 @@ pub enum Ty {
     Double,
     /// A pointer to `0`.
     Ptr(Box<Ty>),
+    /// The rows of a multi-dimensional DWARF array (`grid[1]` of `int grid[2][3]` is an
+    /// `int [3]`, which DWARF does not describe on its own): `element` with dimensions
+    /// `dims`, outermost first.
+    Rows {
+        element: TypeRef,
+        dims: Vec<Option<u64>>,
+    },
     /// void.
     Void,
 }
@@ -178,6 +185,7 @@ impl<'a> Compiler<'a> {
             Ty::Double => Shape::Float { size: 8 },
             Ty::Ptr(t) => Shape::Ptr((**t).clone()),
             Ty::Void => Shape::Void,
+            Ty::Rows { element, dims } => Self::rows(*element, dims),
             Ty::D(r) => {
                 let mut r = *r;
                 for _ in 0..32 {
@@ -205,22 +213,7 @@ impl<'a> Compiler<'a> {
                             return Shape::Ptr(pointee.map(Ty::D).unwrap_or(Ty::Void));
                         }
                         TypeKind::Reference { target, .. } => return Shape::Ptr(Ty::D(target)),
-                        TypeKind::Array { element, dims } => {
-                            let count = dims.first().copied().flatten();
-                            // Inner dimensions stay an array of arrays: index one at a time.
-                            let elem = if dims.len() > 1 {
-                                Ty::D(r)
-                            } else {
-                                Ty::D(element)
-                            };
-                            if dims.len() > 1 {
-                                return Shape::Other(format!(
-                                    "{} (multi-dimensional arrays are indexed in a later version)",
-                                    self.symbols.type_name(r)
-                                ));
-                            }
-                            return Shape::Array { elem, count };
-                        }
+                        TypeKind::Array { element, dims } => return Self::rows(element, &dims),
                         TypeKind::Struct { size, .. } => {
                             return Shape::Struct {
                                 name: self.symbols.type_name(r),
@@ -248,6 +241,21 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// An array of `element` with dimensions `dims`: indexing it gives the next row, or an
+    /// element once one dimension is left.
+    fn rows(element: TypeRef, dims: &[Option<u64>]) -> Shape {
+        let count = dims.first().copied().flatten();
+        let elem = if dims.len() > 1 {
+            Ty::Rows {
+                element,
+                dims: dims[1..].to_vec(),
+            }
+        } else {
+            Ty::D(element)
+        };
+        Shape::Array { elem, count }
+    }
+
     /// A type's name as the source spells it.
     pub fn name(&self, ty: &Ty) -> String {
         match ty {
@@ -264,6 +272,13 @@ impl<'a> Compiler<'a> {
             },
             Ty::Double => "double".into(),
             Ty::Ptr(t) => format!("{} *", self.name(t)),
+            Ty::Rows { element, dims } => {
+                let dims: String = dims
+                    .iter()
+                    .map(|d| d.map(|n| format!("[{n}]")).unwrap_or_else(|| "[]".into()))
+                    .collect();
+                format!("{} {dims}", self.symbols.type_name(*element))
+            }
             Ty::Void => "void".into(),
         }
     }
