@@ -102,3 +102,95 @@ fn every_operator_on_every_type_family_agrees_with_c() {
         assert!(wrong.is_empty(), "{bin}:\n{}", wrong.join("\n"));
     }
 }
+
+/// String comparison by content for C++ std::string and Rust &str and String, in a template
+/// and in a condition, against the program's own records.
+#[test]
+fn strings_compare_by_content_in_cpp_and_rust() {
+    for (bin, src, marker, template, cond, kind) in [
+        (
+            "shapes-O0",
+            "shapes.cpp",
+            "inspect_body",
+            "{banner == \"containers-of-iteration-2\"} {greeting == \"hello\"} {greeting != \"hell\"} {seq}",
+            "banner != \"containers-of-iteration-4\"",
+            "containers",
+        ),
+        (
+            "values-O0",
+            "values.rs",
+            "text_body",
+            "{name == \"bob\"} {owned == \"owned-2\"} {name != \"\"} {seq}",
+            "name != \"carol\"",
+            "text",
+        ),
+        (
+            "values-O2",
+            "values.rs",
+            "text_body",
+            "{name == \"bob\"} {owned == \"owned-2\"} {name != \"\"} {seq}",
+            "name != \"carol\"",
+            "text",
+        ),
+    ] {
+        let loc = probe_location(src, marker);
+        let run = logged_run(
+            bin,
+            &["--iterations", "6", "--interval-us", "1000"],
+            &["--json", "--log", &loc, template, "--if", cond],
+        );
+        assert_eq!(run.code, Some(0), "{bin}: {:?}", run.stderr);
+        let records: Vec<&String> = run
+            .records
+            .iter()
+            .filter(|r| r.starts_with(&format!("{kind} ")))
+            .collect();
+        // The records say which hits the condition keeps, and what each comparison is.
+        let mut expected = Vec::new();
+        for r in &records {
+            let kv = parse_kv(r);
+            let seq = kv_i64(r, "seq");
+            let row = if kind == "containers" {
+                if kv["banner"] == "containers-of-iteration-4" {
+                    continue;
+                }
+                vec![
+                    kv["banner"] == "containers-of-iteration-2",
+                    kv["greeting"] == "hello",
+                    kv["greeting"] != "hell",
+                ]
+            } else {
+                if kv["name"] == "carol" {
+                    continue;
+                }
+                vec![
+                    kv["name"] == "bob",
+                    kv["owned"] == "owned-2",
+                    !kv["name"].is_empty(),
+                ]
+            };
+            expected.push((seq, row));
+        }
+        let holes: Vec<&str> = template
+            .split('{')
+            .skip(1)
+            .map(|h| h.split('}').next().unwrap())
+            .collect();
+        let got: Vec<(i64, Vec<bool>)> = run
+            .hits
+            .iter()
+            .map(|h| {
+                let v = &h["values"];
+                (
+                    v["seq"].as_i64().unwrap(),
+                    holes[..3]
+                        .iter()
+                        .map(|e| number(&v[*e]) == Some(1.0))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert!(expected.iter().any(|(_, r)| r[0]) && expected.iter().any(|(_, r)| !r[0]));
+        assert_eq!(got, expected, "{bin}: {:?}", run.stderr);
+    }
+}

@@ -86,6 +86,10 @@ enum Val {
     Word { ops: Vec<Op>, ty: Ty },
     /// A string literal (only for comparisons).
     Str(Vec<u8>),
+    /// A struct optimized code keeps in pieces (`DW_OP_piece`: a Rust `&str`'s pointer in
+    /// one register, its length in another); its members are read from the piece that
+    /// holds them.
+    Pieces { pieces: Vec<(Place, u64)>, ty: Ty },
 }
 
 /// Compiles expressions at one probe address of one module.
@@ -378,7 +382,7 @@ impl<'a> Compiler<'a> {
 
     fn ty_of(&self, v: &Val) -> Ty {
         match v {
-            Val::Mem { ty, .. } | Val::Word { ty, .. } => ty.clone(),
+            Val::Mem { ty, .. } | Val::Word { ty, .. } | Val::Pieces { ty, .. } => ty.clone(),
             Val::Str(_) => Ty::Ptr(Box::new(Ty::Int {
                 size: 1,
                 signed: true,
@@ -401,6 +405,13 @@ impl<'a> Compiler<'a> {
             Val::Str(_) => Err(err(
                 span,
                 "a string literal can only be compared with ==, != (e.g. name == \"bob\")",
+            )),
+            Val::Pieces { ty, .. } => Err(err(
+                span,
+                format!(
+                    "{} is a struct: name a member with '.'",
+                    self.name(&ty)
+                ),
             )),
             Val::Mem { mut ops, ty } => {
                 match self.shape(&ty) {
@@ -677,13 +688,7 @@ impl<'a> Compiler<'a> {
                     ty,
                 }
             }
-            Place::Pieces(_) => {
-                let why = self.lit(format!("'{name}' is split across registers and memory here (DW_OP_piece); expressions on it come later").into_bytes());
-                Val::Word {
-                    ops: vec![Op::Unavailable { why }],
-                    ty,
-                }
-            }
+            Place::Pieces(pieces) => Val::Pieces { pieces, ty },
         })
     }
 
@@ -710,6 +715,9 @@ impl<'a> Compiler<'a> {
             (self.rvalue(bv, base.span)?, target)
         } else {
             match bv {
+                Val::Pieces { pieces, ty } => {
+                    return self.member_of_pieces(&pieces, &ty, field, span);
+                }
                 Val::Mem { ops, ty } => {
                     if let Shape::Ptr(_) = self.shape(&ty) {
                         return Err(err(
@@ -805,6 +813,110 @@ impl<'a> Compiler<'a> {
                 Ok(Val::Word { ops, ty })
             }
         }
+    }
+
+    /// Member `field` of a struct kept in pieces: read from the piece that holds all of it.
+    fn member_of_pieces(
+        &mut self,
+        pieces: &[(Place, u64)],
+        sty: &Ty,
+        field: &str,
+        span: Span,
+    ) -> Result<Val, ExprError> {
+        let Ty::D(r) = sty.clone() else {
+            return Err(err(span, format!("{} has no members", self.name(sty))));
+        };
+        let r = self.peel(r);
+        let Some((offset, mty, None)) = self.find_member(r, field, 0) else {
+            return Err(err(
+                span,
+                format!(
+                    "{} has no member '{field}' this version can read from registers",
+                    self.symbols.type_name(r)
+                ),
+            ));
+        };
+        let size = self.symbols.type_size(mty).unwrap_or(0);
+        self.piece_at(pieces, offset, size, Ty::D(mty))
+            .ok_or_else(|| {
+                err(
+                    span,
+                    format!(
+                        "'{field}' straddles two of the registers and memory pieces {} is kept in here",
+                        self.symbols.type_name(r)
+                    ),
+                )
+            })
+    }
+
+    /// The bytes `offset..offset + size` of a value kept in pieces, as a value of type `ty`,
+    /// when one piece holds them all.
+    fn piece_at(&mut self, pieces: &[(Place, u64)], offset: u64, size: u64, ty: Ty) -> Option<Val> {
+        let mut start = 0;
+        for (place, psize) in pieces {
+            let (pstart, pend) = (start, start + psize);
+            start = pend;
+            if offset < pstart || offset + size > pend {
+                continue;
+            }
+            let within = offset - pstart;
+            return Some(match place {
+                Place::Memory(ops) => {
+                    let mut ops = ops.clone();
+                    if within != 0 {
+                        ops.extend([Op::Const(within), Op::Add]);
+                    }
+                    Val::Mem { ops, ty }
+                }
+                Place::Value(ops) => {
+                    let mut ops = ops.clone();
+                    if within != 0 {
+                        ops.extend([Op::Const(within * 8), Op::ShrU]);
+                    }
+                    if let Some((false, size, signed)) = self.arith_kind(&ty) {
+                        ops.extend(narrow(size, signed));
+                    }
+                    Val::Word { ops, ty }
+                }
+                Place::Implicit(bytes) => {
+                    let mut w = [0u8; 8];
+                    let from = (within as usize).min(bytes.len());
+                    let to = (from + size.min(8) as usize).min(bytes.len());
+                    w[..to - from].copy_from_slice(&bytes[from..to]);
+                    let mut ops = vec![Op::Const(u64::from_le_bytes(w))];
+                    if let Some((false, size, signed)) = self.arith_kind(&ty) {
+                        ops.extend(narrow(size, signed));
+                    }
+                    Val::Word { ops, ty }
+                }
+                Place::OptimizedOut => Val::Word {
+                    ops: vec![Op::OptimizedOut],
+                    ty,
+                },
+                Place::Unavailable(why) => {
+                    let why = self.lit(why.clone().into_bytes());
+                    Val::Word {
+                        ops: vec![Op::Unavailable { why }],
+                        ty,
+                    }
+                }
+                Place::Pieces(_) => return None,
+            });
+        }
+        None
+    }
+
+    /// A type without its typedefs and qualifiers.
+    fn peel(&self, mut r: TypeRef) -> TypeRef {
+        for _ in 0..32 {
+            match self.symbols.type_kind(r) {
+                TypeKind::Typedef { target, .. }
+                | TypeKind::Const(target)
+                | TypeKind::Volatile(target) => r = target,
+                _ => break,
+            }
+        }
+        r
     }
 
     /// A member by name, searching anonymous members and base classes.
@@ -1136,6 +1248,22 @@ impl<'a> Compiler<'a> {
             }
             Shape::Struct { name, .. } => {
                 // A (pointer, length) string: std::string, Rust &str and String.
+                if let Val::Pieces { pieces, .. } = &v
+                    && let Some((ptr_path, len_off)) = self.string_layout(&ty)
+                    && let [ptr_off] = ptr_path.as_slice()
+                {
+                    let (ptr, len) = (
+                        self.piece_at(pieces, *ptr_off, 8, ULONG),
+                        self.piece_at(pieces, len_off, 8, ULONG),
+                    );
+                    if let (Some(ptr), Some(len)) = (ptr, len) {
+                        let mut ops = self.rvalue(ptr, e.span)?;
+                        ops.extend(self.rvalue(len, e.span)?);
+                        let lit = self.lit(s);
+                        ops.push(Op::BytesEq { lit });
+                        return Ok(ops);
+                    }
+                }
                 let Val::Mem { ops: base, .. } = v else {
                     return Err(err(
                         e.span,
