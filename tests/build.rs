@@ -38,9 +38,10 @@
 //!                                  .dynsym), strip --strip-all
 //! lib/libscryshared.so             -O0 -fPIC -shared (dlopener links it; rpath $ORIGIN/../lib)
 //! lib/libscryplugin.so             -O0 -fPIC -shared (dlopener dlopen()s it)
-//! bin/shapes-O0, bin/shapes-O2     g++ -std=c++17 -g -Wall -Wextra -Werror -I../c
+//! bin/shapes-O0, bin/shapes-O2,   g++ -std=c++17 -g -Wall -Wextra -Werror -I../c
+//! bin/faults-O0, bin/faults-O2
 //!                                  -Wl,--build-id, -O0 / -O2 (PIE), compiled in
-//!                                  testbins/cpp (DW_AT_name "shapes.cpp")
+//!                                  testbins/cpp (DW_AT_name "shapes.cpp", "faults.cpp")
 //! bin/values-O0                    cargo profile dev: opt-level 0, debug 2
 //! bin/values-O2                    cargo profile o2 (inherits release):
 //!                                  opt-level 2, debug 2, not stripped
@@ -168,14 +169,17 @@ fn main() {
         .join("../testbins/cpp")
         .canonicalize()
         .expect("testbins/cpp must exist");
-    for opt in ["-O0", "-O2"] {
-        let exe = bin.join(format!("shapes{opt}"));
-        let a = args(&["-std=c++17", "-I../c", opt, "-o", &p(&exe), "shapes.cpp"]);
-        jobs.push(Job {
-            tool: "g++",
-            args: a,
-            cwd: cpp_src.clone(),
-        });
+    for prog in ["shapes", "faults"] {
+        for opt in ["-O0", "-O2"] {
+            let exe = bin.join(format!("{prog}{opt}"));
+            let source = format!("{prog}.cpp");
+            let a = args(&["-std=c++17", "-I../c", opt, "-o", &p(&exe), &source]);
+            jobs.push(Job {
+                tool: "g++",
+                args: a,
+                cwd: cpp_src.clone(),
+            });
+        }
     }
 
     // The libraries must exist before dlopener links against them.

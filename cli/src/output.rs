@@ -77,6 +77,7 @@ pub fn value_json(v: &Value) -> Json {
         Value::Opaque(name) => json!({"status": "not_rendered", "type": name}),
         Value::Unreadable(addr) => json!({"status": "unreadable", "addr": format!("{addr:#x}")}),
         Value::OptimizedOut => json!({"status": "optimized_out"}),
+        Value::Unavailable(why) => json!({"status": "unavailable", "reason": why}),
     }
 }
 
@@ -385,7 +386,11 @@ pub fn node_json(n: &Node) -> Json {
                 .iter()
                 .map(|(k, v)| json!([node_json(k), node_json(v)]))
                 .collect();
-            json!({"len": len, "entries": e})
+            if (*len as usize) > e.len() {
+                json!({"len": len, "entries": e, "truncated": true})
+            } else {
+                json!({"len": len, "entries": e})
+            }
         }
         Node::Variant {
             variant, fields, ..

@@ -170,4 +170,7 @@ pub enum Value {
     Unreadable(u64),
     /// DWARF says the value does not exist at this pc.
     OptimizedOut,
+    /// The value could not be computed at this hit (division by zero, an entry value the
+    /// hit path cannot recover): why.
+    Unavailable(String),
 }

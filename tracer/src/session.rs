@@ -437,7 +437,9 @@ impl Session {
                         (_, Some(crate::vm::Outcome::Failed(crate::vm::Fault::Unreadable(a)))) => {
                             Value::Unreadable(*a)
                         }
-                        (_, Some(crate::vm::Outcome::Failed(f))) => Value::Opaque(format!("{f:?}")),
+                        (_, Some(crate::vm::Outcome::Failed(f))) => {
+                            Value::Unavailable(f.to_string())
+                        }
                         _ => Value::Opaque("?".into()),
                     };
                     message.push_str(&display_with(&value, hole.spec));
@@ -1249,7 +1251,7 @@ fn fault_status(f: crate::vm::Fault) -> crate::snapshot::Status {
         crate::vm::Fault::Unreadable(a) => Status::Unreadable(a),
         crate::vm::Fault::OptimizedOut => Status::OptimizedOut,
         crate::vm::Fault::Unavailable(w) => Status::Unavailable(w),
-        other => Status::Unavailable(format!("{other:?}")),
+        other => Status::Unavailable(other.to_string()),
     }
 }
 

@@ -303,7 +303,8 @@ impl<'a> Reader<'a> {
             }
             Some(Outcome::Failed(vm::Fault::Unreadable(a))) => Err(Status::Unreadable(a)),
             Some(Outcome::Failed(vm::Fault::OptimizedOut)) => Err(Status::OptimizedOut),
-            Some(Outcome::Failed(f)) => Err(Status::Unavailable(format!("{f:?}"))),
+            Some(Outcome::Failed(vm::Fault::Unavailable(why))) => Err(Status::Unavailable(why)),
+            Some(Outcome::Failed(f)) => Err(Status::Unavailable(f.to_string())),
         }
     }
 
@@ -1219,12 +1220,14 @@ impl<'a> Reader<'a> {
                 TypeKind::Struct { .. } | TypeKind::Base { .. } | TypeKind::Enum { .. }
             ) || matches!(pkind, TypeKind::Pointer { pointee: Some(q) } if !matches!(self.peel(q).1, TypeKind::Function { .. }))
             {
-                if depth >= self.limits.depth {
+                // A cycle first: "shown above" says more than "too deep".
+                if self.visited.contains(&(addr, pp)) {
+                    *target = Some(Box::new(Node::Status(Status::Cycle(addr))));
+                } else if depth >= self.limits.depth {
                     self.truncated = true;
                     *target = Some(Box::new(Node::Status(Status::DepthLimit)));
-                } else if !self.visited.insert((addr, pp)) {
-                    *target = Some(Box::new(Node::Status(Status::Cycle(addr))));
                 } else {
+                    self.visited.insert((addr, pp));
                     *target = Some(Box::new(self.at(addr, p, depth + 1)));
                 }
             }

@@ -290,6 +290,9 @@ fn write_value(out: &mut String, v: &Value) {
             let _ = write!(out, "<unreadable at {a:#x}>");
         }
         Value::OptimizedOut => out.push_str("<optimized out>"),
+        Value::Unavailable(why) => {
+            let _ = write!(out, "<unavailable: {why}>");
+        }
     }
 }
 

@@ -161,6 +161,20 @@ pub enum Fault {
     Malformed(&'static str),
 }
 
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Unreadable(a) => write!(f, "unreadable at {a:#x}"),
+            Fault::DivByZero => write!(f, "division by zero"),
+            Fault::OptimizedOut => write!(f, "optimized out"),
+            Fault::Unavailable(why) => write!(f, "{why}"),
+            Fault::Malformed(what) => {
+                write!(f, "internal error in the expression program ({what})")
+            }
+        }
+    }
+}
+
 /// The outcome of one program at one hit.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {

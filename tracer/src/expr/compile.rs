@@ -408,10 +408,7 @@ impl<'a> Compiler<'a> {
             )),
             Val::Pieces { ty, .. } => Err(err(
                 span,
-                format!(
-                    "{} is a struct: name a member with '.'",
-                    self.name(&ty)
-                ),
+                format!("{} is a struct: name a member with '.'", self.name(&ty)),
             )),
             Val::Mem { mut ops, ty } => {
                 match self.shape(&ty) {
