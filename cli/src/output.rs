@@ -224,7 +224,10 @@ pub fn node_text(n: &Node) -> String {
             } else {
                 ""
             };
-            if spelled == "HashMap" {
+            if *len == 0 && spelled != "HashMap" {
+                // As libstdc++'s printers: nothing after the count when empty.
+                format!("{spelled} with 0 elements")
+            } else if spelled == "HashMap" {
                 format!("HashMap(size={len}) = {{{}{more}}}", inner.join(", "))
             } else {
                 format!(

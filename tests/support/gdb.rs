@@ -77,6 +77,11 @@ pub struct GdbStop {
     /// `info locals`: (name, value) in gdb's order (innermost block first; a
     /// shadowed name can appear twice). Empty for `No locals.`.
     pub locals: Vec<(String, String)>,
+    /// `up` then `info args` / `info locals`: the caller frame's (frame 1, which may be
+    /// the function an inlined copy was inlined into). Empty when gdb printed none or
+    /// aborted.
+    pub caller_args: Vec<(String, String)>,
+    pub caller_locals: Vec<(String, String)>,
     /// `bt`: the function of each frame, innermost first, as gdb names it
     /// (`process_order`, `shop::price_order`, `values::text`,
     /// `values::Record::nested`, `main`, `??` when unknown).
@@ -347,6 +352,14 @@ fn run_once(
         ex.push("info locals".into());
         mark(&mut ex, "bt");
         ex.push("bt -frame-arguments none".into());
+        mark(&mut ex, "up");
+        ex.push("up".into());
+        mark(&mut ex, "up-args");
+        ex.push("info args".into());
+        mark(&mut ex, "up-locals");
+        ex.push("info locals".into());
+        mark(&mut ex, "down");
+        ex.push("down".into());
     }
     for (i, e) in exprs.iter().enumerate() {
         mark(&mut ex, &format!("print {i}"));
@@ -476,6 +489,18 @@ fn run_once(
         run.aborted_args = aborted_args;
         run.aborted_locals = aborted_locals;
         stop.frames = parse_frames(section("bt"));
+        // The caller's variables are extra: a section gdb could not print leaves them empty.
+        let optional = |name: &str, none: &str| {
+            sections
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, t)| parse_entries(t, none).ok())
+                .filter(|(_, aborted)| !aborted)
+                .map(|(e, _)| e)
+                .unwrap_or_default()
+        };
+        stop.caller_args = optional("up-args", "No arguments.");
+        stop.caller_locals = optional("up-locals", "No locals.");
     }
     for (i, e) in exprs.iter().enumerate() {
         stop.prints

@@ -1067,7 +1067,6 @@ fn take_snapshot(
     }
     let mut bytes = 0;
     let mut truncated = false;
-    let mut physical = 0;
     for (i, f) in frames.iter().enumerate() {
         let is_caller = f.is_caller(if i > 0 { frames.get(i - 1) } else { None });
         let Some(mi) = f.module else {
@@ -1088,7 +1087,6 @@ fn take_snapshot(
                 args: Vec::new(),
                 locals: Vec::new(),
             });
-            physical += 1;
             continue;
         };
         let (m, symbols) = &modules[mi];
@@ -1108,8 +1106,9 @@ fn take_snapshot(
         let frame_regs = frame_registers(regs, f, i);
         let known = |r: crate::regs::Reg| frame_known(f, i, r);
         for (k, (function, file, line)) in names.iter().enumerate() {
-            let with_vars =
-                k == 0 && physical < limits.frames_with_variables && symbols.has_dwarf();
+            // Inlined frames too: the function a copy was inlined into has its own
+            // arguments and locals (in the blocks around the inlined call).
+            let with_vars = snap.frames.len() < limits.frames_with_variables && symbols.has_dwarf();
             let (args, locals) = if with_vars {
                 let mut reader = Reader::new(
                     pid,
@@ -1123,8 +1122,14 @@ fn take_snapshot(
                     reader.fpregs = fpregs.copied();
                 }
                 reader.entry_regs = entry_regs.get(i).cloned().unwrap_or_default();
-                let r =
-                    crate::snapshot::frame_vars(&mut reader, lookup_pc, bias, &frame_regs, &known);
+                let r = crate::snapshot::frame_vars(
+                    &mut reader,
+                    lookup_pc,
+                    k,
+                    bias,
+                    &frame_regs,
+                    &known,
+                );
                 bytes += reader.bytes_read;
                 truncated |= reader.truncated;
                 r
@@ -1145,7 +1150,6 @@ fn take_snapshot(
                 locals,
             });
         }
-        physical += 1;
     }
     // Watch expressions, in the top frame.
     if let Some(mi) = frames.first().and_then(|f| f.module) {

@@ -1240,6 +1240,7 @@ impl<'a> Reader<'a> {
 pub fn frame_vars(
     reader: &mut Reader,
     pc: FileAddr,
+    inline_depth: usize,
     bias: Bias,
     regs: &libc::user_regs_struct,
     known: &dyn Fn(crate::regs::Reg) -> bool,
@@ -1247,7 +1248,11 @@ pub fn frame_vars(
     reader.bias = bias;
     let mut args = Vec::new();
     let mut locals = Vec::new();
-    for v in reader.symbols.variables_at(pc, bias) {
+    let vars = reader
+        .symbols
+        .variables_in_frame(pc, inline_depth, bias)
+        .unwrap_or_default();
+    for v in vars {
         let node = reader.var(&v, regs, known);
         let var = Var {
             name: v.name.clone(),
