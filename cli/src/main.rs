@@ -1,6 +1,7 @@
 //! `scry`: the one binary. For now: `scry attach` (one-shot local log points) and `scry demo`.
 
 mod attach;
+mod bench;
 mod demo;
 mod output;
 mod signals;
@@ -22,6 +23,8 @@ enum Command {
     Attach(attach::AttachArgs),
     /// Build a bundled program, start it, attach, log for a few seconds, detach, show it runs on.
     Demo(demo::DemoArgs),
+    /// Measure what probes cost a hot loop, side by side with the baseline and gdb.
+    Bench(bench::BenchArgs),
 }
 
 /// Exit codes (documented in README.md):
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Attach(args) => attach::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,8 @@
  *                      between two consecutive iteration starts exceeds
  *                      interval + 300 us (t = CLOCK_MONOTONIC ns at the end of
  *                      the gap)
+ *   --timing FILE      at the end, append "timing loop_ns=<ns> iterations=<n>"
+ *                      (the loop's wall time, for scry bench) to FILE
  *   --wait-stdin       after "ready pid=<pid>", block until one byte (or EOF)
  *                      arrives on stdin before the first iteration
  */
@@ -69,7 +71,7 @@ int process_order(struct order *o, const char *name, int *counter)
 static void usage(void)
 {
 	usage_exit("loop [--iterations N] [--interval-us U] [--record FILE] "
-		   "[--heartbeat FILE] [--wait-stdin]");
+		   "[--heartbeat FILE] [--timing FILE] [--wait-stdin]");
 }
 
 int main(int argc, char **argv)
@@ -77,6 +79,8 @@ int main(int argc, char **argv)
 	static const char *names[] = { "alice", "bob", "carol" };
 	static const char *notes[] = { "rush", "gift wrap" };
 	long iterations = 0, interval_us = 1000;
+	int timing_fd = -1;
+	long long started;
 	volatile long sink = 0;
 	long long prev = 0;
 
@@ -84,11 +88,13 @@ int main(int argc, char **argv)
 		if (!opt_long(argc, argv, &i, "--iterations", &iterations) &&
 		    !opt_long(argc, argv, &i, "--interval-us", &interval_us) &&
 		    !opt_file(argc, argv, &i, "--heartbeat", &heartbeat_fd) &&
+		    !opt_file(argc, argv, &i, "--timing", &timing_fd) &&
 		    !common_option(argc, argv, &i))
 			usage();
 	}
 
 	ready();
+	started = now_ns();
 
 	for (long seq = 0; iterations == 0 || seq < iterations; seq++) {
 		long long now = now_ns();
@@ -110,5 +116,8 @@ int main(int argc, char **argv)
 		sink += process_order(&o, global_name, &global_counter);
 		sleep_us(interval_us);
 	}
+	if (timing_fd >= 0)
+		append_line(timing_fd, "timing loop_ns=%lld iterations=%ld", now_ns() - started,
+			    iterations);
 	return 0;
 }
