@@ -100,7 +100,9 @@ fn build(dir: &Path, opt: &str) -> Result<PathBuf> {
         .arg(&bin)
         .arg(dir.join("loop.c"))
         .status()
-        .with_context(|| format!("running {cc}: install a C compiler (Debian: apt-get install gcc)"))?;
+        .with_context(|| {
+            format!("running {cc}: install a C compiler (Debian: apt-get install gcc)")
+        })?;
     if !status.success() {
         bail!("{cc} failed to build the benchmark program");
     }
@@ -172,10 +174,9 @@ fn run_once(
         _ => {
             // The program's stdout ("ready pid=…") must not mix with the table: it inherits
             // ours, so ours points at /dev/null while it is started.
-            let session = with_stdout_silenced(|| {
-                Session::spawn(bin, &args, SessionOptions::default())
-            })
-            .context("starting the benchmark program under scry")?;
+            let session =
+                with_stdout_silenced(|| Session::spawn(bin, &args, SessionOptions::default()))
+                    .context("starting the benchmark program under scry")?;
             let spec = ProbeSpec {
                 location: location.to_string(),
                 template: match scenario {
@@ -350,9 +351,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                     s.label(),
                     format!("{} /iter", fmt_ns(base_per_iter)),
                     {
-                        let (lo, hi) = base.iter().fold((f64::MAX, 0f64), |(lo, hi), v| {
-                            (lo.min(*v), hi.max(*v))
-                        });
+                        let (lo, hi) = base
+                            .iter()
+                            .fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
                         format!("{} – {}", fmt_ns(lo), fmt_ns(hi))
                     }
                 );
@@ -379,7 +380,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 fmt_ns(m),
                 format!("{} – {}", fmt_ns(lo), fmt_ns(hi)),
                 format!("{:.2}", m / no_values),
-                gdb_med.map(|g| format!("{:.3}", m / g)).unwrap_or("-".into()),
+                gdb_med
+                    .map(|g| format!("{:.3}", m / g))
+                    .unwrap_or("-".into()),
                 format!("{seen}/{made}")
             );
         }
