@@ -238,6 +238,7 @@ fn compare_with_gdb(
     const UNSTABLE: &[(&str, &str)] = &[
         ("loop", "now"),
         ("loop", "prev"),
+        ("loop", "started"),
         ("shapes", "nums"),
         ("shapes", "ages"),
         ("shapes", "codes"),
