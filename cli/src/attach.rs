@@ -4,6 +4,7 @@ use crate::{output, signals};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use scry_tracer::debuginfo::DebugSearch;
+use scry_tracer::quota::{OverheadBudget, Quota};
 use scry_tracer::{Event, ExecPolicy, ProbeEnd, ProbeSpec, Session, SessionOptions, SnapshotSpec};
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,6 +54,20 @@ pub struct AttachArgs {
     /// Print a summary of the engine's counters at the end (stderr).
     #[arg(long)]
     pub stats: bool,
+    /// Log lines per second each log point may print, sustained (bursts of twice that);
+    /// above it the probe pauses and re-arms by itself. `off` for no limit.
+    #[arg(long, value_name = "LINES|off", default_value = "60")]
+    pub rate: String,
+    /// KiB of log output per second each log point may produce (bursts of twice that).
+    #[arg(long, value_name = "KIB|off", default_value = "200")]
+    pub bytes_rate: String,
+    /// Each probe ends this long after it is set: 90s, 30m, 1h, 2d, or `never`.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub expiry: String,
+    /// The share of wall time (in %) the program's threads may spend stopped by scry, all
+    /// probes together (one probe: half of it); above it a probe pauses. `off` for no budget.
+    #[arg(long, value_name = "PERCENT|off", default_value = "1")]
+    pub overhead: String,
     /// Start this program under scry instead of attaching (after `--`).
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
@@ -81,9 +96,24 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
     for d in args.debug_dir.iter().rev() {
         debug.debug_dirs.insert(0, d.clone());
     }
+    let quota = Quota {
+        max_hits: None,
+        expiry: parse_expiry(&args.expiry)?,
+        lines_per_sec: parse_rate(&args.rate, "--rate", 1.0)?,
+        bytes_per_sec: parse_rate(&args.bytes_rate, "--bytes-rate", 1024.0)?,
+        ..Quota::default()
+    };
+    let overhead = match parse_rate(&args.overhead, "--overhead", 0.01)? {
+        share if share.is_infinite() => OverheadBudget::unlimited(),
+        share => OverheadBudget {
+            share,
+            ..OverheadBudget::default()
+        },
+    };
     let options = SessionOptions {
         debug,
         exec_policy: ExecPolicy::Detach,
+        overhead,
     };
     signals::install();
 
@@ -117,6 +147,8 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
             max_hits: args.max_hits,
             condition: args.condition.clone(),
             snapshot: None,
+            count_only: false,
+            quota,
         })
         .collect();
     for loc in &args.snapshot {
@@ -130,6 +162,8 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                 watches: args.watch.clone(),
                 ..Default::default()
             }),
+            count_only: false,
+            quota,
         });
     }
     for spec in specs {
@@ -246,12 +280,33 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                     ProbeEnd::Failed(why) => {
                         note!("probe {probe} at {loc} failed and was unplanted: {why}")
                     }
+                    ProbeEnd::Expired { after } => note!(
+                        "probe {probe} at {loc}: expired after {} (--expiry); unplanted",
+                        human_duration(after)
+                    ),
                 }
                 live = live.saturating_sub(1);
                 if live == 0 {
                     ended_by = "all probes done".into();
                     break;
                 }
+            }
+            Ok(Event::ProbePaused {
+                probe,
+                reason,
+                cooldown,
+                counts,
+            }) => {
+                let loc = locations.get(&probe).cloned().unwrap_or_default();
+                note!(
+                    "probe {probe} at {loc}: paused for {}: {reason}; {} hits so far; it re-arms by itself",
+                    human_duration(cooldown),
+                    counts.hits
+                );
+            }
+            Ok(Event::ProbeRearmed { probe }) => {
+                let loc = locations.get(&probe).cloned().unwrap_or_default();
+                note!("probe {probe} at {loc}: re-armed");
             }
             Ok(Event::Snapshot(rec)) => {
                 hits += 1;
@@ -295,6 +350,7 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
                 break;
             }
             Ok(Event::Warning(w)) => note!("warning: {w}"),
+            Ok(Event::FinalCounts(_)) => {}
             Ok(Event::ConditionError {
                 probe,
                 tid,
@@ -383,5 +439,49 @@ fn describe_fault(f: &scry_tracer::vm::Fault) -> String {
         Fault::OptimizedOut => "a value it uses is optimized out at this location".into(),
         Fault::Unavailable(why) => format!("a value it uses is unavailable: {why}"),
         Fault::Malformed(why) => format!("internal error in scry ({why}); please report it"),
+    }
+}
+
+/// `60`, `0.5`, or `off` (no limit: infinite), times `unit`.
+fn parse_rate(text: &str, flag: &str, unit: f64) -> Result<f64> {
+    if text == "off" {
+        return Ok(f64::INFINITY);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v * unit),
+        _ => bail!("{flag} takes a positive number or `off`, not {text:?}"),
+    }
+}
+
+/// `90s`, `30m`, `1h`, `2d` or `never`.
+fn parse_expiry(text: &str) -> Result<Option<Duration>> {
+    if text == "never" {
+        return Ok(None);
+    }
+    let (num, unit) = text.split_at(text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    let secs = match unit {
+        "s" | "" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => 0.0,
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v > 0.0 && secs > 0.0 => Ok(Some(Duration::from_secs_f64(v * secs))),
+        _ => bail!("--expiry takes a duration like 90s, 30m, 1h, 2d, or `never`, not {text:?}"),
+    }
+}
+
+/// `750 ms`, `12.5 s`, `1 h 30 min`.
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
     }
 }

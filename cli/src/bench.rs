@@ -10,9 +10,11 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use scry_tracer::quota::{OverheadBudget, Quota};
 use scry_tracer::{Event, ProbeSpec, Session, SessionOptions, SnapshotSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 /// The bundled program's source and helpers (the demo's program).
@@ -33,6 +35,9 @@ pub struct BenchArgs {
     /// Leave gdb out (it is the slowest scenario by far).
     #[arg(long)]
     pub no_gdb: bool,
+    /// Only -O2, one thread, unpinned (a quick look rather than the full table).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// One way of running the program.
@@ -40,10 +45,17 @@ pub struct BenchArgs {
 enum Scenario {
     /// No probe.
     Baseline,
+    /// The program executes an int3 of its own before each call and a bare tracer only
+    /// continues it: the cheapest stop there is.
+    Floor,
     /// A log point whose template has no values.
     LogNoValues,
     /// A log point with two struct-field values (`o->id`, `o->qty`).
     LogTwoValues,
+    /// A counter: hits counted in the engine, nothing sent per hit.
+    Counter,
+    /// A log point whose condition is never true (`o->qty > 1000`): a stop, a read, no line.
+    FalseCondition,
     /// A snapshot at each hit (frames, arguments, locals), `--snapshots` of them.
     Snapshot,
     /// gdb's dprintf with the same two values.
@@ -54,8 +66,11 @@ impl Scenario {
     fn label(self) -> &'static str {
         match self {
             Scenario::Baseline => "baseline (no probe)",
+            Scenario::Floor => "ptrace floor (int3+CONT)",
             Scenario::LogNoValues => "scry log, no values",
             Scenario::LogTwoValues => "scry log, 2 values",
+            Scenario::Counter => "scry counter",
+            Scenario::FalseCondition => "scry false condition",
             Scenario::Snapshot => "scry snapshot",
             Scenario::GdbDprintf => "gdb dprintf, 2 values",
         }
@@ -67,9 +82,11 @@ impl Scenario {
 struct Sample {
     /// The program's loop time.
     loop_ns: u64,
-    /// Its iterations (probe line executions).
+    /// Its calls (probe line executions), all threads together.
     iterations: u64,
-    /// Hits the tool reported (log lines, snapshots, dprintf lines).
+    /// Stops of the program's threads (int3 traps served).
+    stops: u64,
+    /// Hits the tool reported (log lines, counts, snapshots, dprintf lines).
     hits: u64,
 }
 
@@ -124,26 +141,29 @@ fn read_timing(path: &Path) -> Result<(u64, u64)> {
     }
 }
 
-/// Runs `scenario` once on `bin`.
+/// Runs `scenario` once on `bin` with `threads` threads making `iterations` calls in all.
 fn run_once(
     scenario: Scenario,
     bin: &Path,
     dir: &Path,
     location: &str,
     iterations: u64,
+    threads: u32,
     snapshots: u64,
 ) -> Result<Sample> {
     let timing = dir.join("timing");
     let _ = std::fs::remove_file(&timing);
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--iterations".into(),
-        iterations.to_string(),
+        (iterations / threads as u64).max(1).to_string(),
+        "--threads".into(),
+        threads.to_string(),
         "--interval-us".into(),
         "0".into(),
         "--timing".into(),
         timing.display().to_string(),
     ];
-    let hits = match scenario {
+    let (stops, hits) = match scenario {
         Scenario::Baseline => {
             let status = Command::new(bin)
                 .args(&args)
@@ -152,31 +172,42 @@ fn run_once(
             if !status.success() {
                 bail!("the benchmark program failed: {status}");
             }
-            0
+            (0, 0)
+        }
+        Scenario::Floor => {
+            args.push("--int3".into());
+            let run = scry_tracer::ptrace::floor::run_floor(bin, &args)
+                .context("running the program under the bare tracer")?;
+            if run.exit_code != Some(0) {
+                bail!("the benchmark program failed under the bare tracer: {run:?}");
+            }
+            (run.traps, run.traps)
         }
         Scenario::GdbDprintf => {
             let out = Command::new("gdb")
                 .args(["-nx", "-batch", "-ex"])
-                .arg(format!(
-                    "dprintf {location},\"id=%d qty=%d\\n\",o->id,o->qty"
-                ))
+                .arg(format!("dprintf {location},\"id=%d qty=%d\\n\",o->id,o->qty"))
                 .args(["-ex", "run", "--args"])
                 .arg(bin)
                 .args(&args)
                 .stderr(Stdio::null())
                 .output()
                 .context("running gdb (install it, or pass --no-gdb)")?;
-            String::from_utf8_lossy(&out.stdout)
+            let n = String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .filter(|l| l.starts_with("id="))
-                .count() as u64
+                .count() as u64;
+            (n, n)
         }
         _ => {
+            let options = SessionOptions {
+                overhead: OverheadBudget::unlimited(),
+                ..SessionOptions::default()
+            };
             // The program's stdout ("ready pid=…") must not mix with the table: it inherits
             // ours, so ours points at /dev/null while it is started.
-            let session =
-                with_stdout_silenced(|| Session::spawn(bin, &args, SessionOptions::default()))
-                    .context("starting the benchmark program under scry")?;
+            let mut session = with_stdout_silenced(|| Session::spawn(bin, &args, options))
+                .context("starting the benchmark program under scry")?;
             let spec = ProbeSpec {
                 location: location.to_string(),
                 template: match scenario {
@@ -184,38 +215,65 @@ fn run_once(
                     _ => "order {o->id} qty={o->qty}".into(),
                 },
                 max_hits: (scenario == Scenario::Snapshot).then_some(snapshots),
-                condition: None,
+                condition: (scenario == Scenario::FalseCondition)
+                    .then(|| "o->qty > 1000".to_string()),
                 snapshot: (scenario == Scenario::Snapshot).then(SnapshotSpec::default),
+                count_only: scenario == Scenario::Counter,
+                quota: Quota::unlimited(),
             };
-            let mut session = session;
-            session.add_probe(&spec)?;
+            let probe = session.add_probe(&spec)?.id;
             session.resume()?;
             let mut hits = 0;
+            let mut counts = None;
             loop {
                 // The consumer formats every hit, as `scry attach` would (off the hit path).
-                match session.events().recv_timeout(Duration::from_secs(120)) {
+                match session.events().recv_timeout(Duration::from_millis(200)) {
                     Ok(Event::Hit(h)) => {
                         let r = session.render(&h);
                         std::hint::black_box(r.message);
                         hits += 1;
+                        continue;
                     }
                     Ok(Event::Snapshot(s)) => {
                         std::hint::black_box(&s.snapshot.frames);
                         hits += 1;
                     }
+                    Ok(Event::FinalCounts(all)) => {
+                        if let Some((_, c)) = all.into_iter().find(|(id, _)| *id == probe) {
+                            counts = Some(c);
+                        }
+                        continue;
+                    }
                     Ok(Event::Exited { .. }) => break,
-                    Ok(_) => {}
-                    Err(_) => bail!("the benchmark program did not finish"),
+                    Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        bail!("the engine stopped before the benchmark program finished")
+                    }
+                }
+                // The counts die with the process: keep the latest (asked only between
+                // events and every 200 ms, so the asking costs the program nothing).
+                if let Some(c) = session
+                    .counts()
+                    .ok()
+                    .and_then(|c| c.into_iter().find(|(id, _)| *id == probe))
+                {
+                    counts = Some(c.1);
                 }
             }
             let _ = session.detach();
-            hits
+            let c = counts.unwrap_or_default();
+            match scenario {
+                Scenario::Counter => (c.executions, c.hits),
+                Scenario::Snapshot => (hits, hits),
+                _ => (c.executions.max(hits), hits),
+            }
         }
     };
     let (loop_ns, iterations) = read_timing(&timing)?;
     Ok(Sample {
         loop_ns,
         iterations,
+        stops,
         hits,
     })
 }
@@ -239,6 +297,28 @@ fn with_stdout_silenced<T>(f: impl FnOnce() -> T) -> T {
         libc::close(saved);
         out
     }
+}
+
+/// Pins the calling thread (and what it starts from now on: the engine thread, the
+/// programs) to CPU `cpu`, or lets it run on every CPU (None).
+fn pin(cpu: Option<usize>) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity on it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        match cpu {
+            Some(c) => libc::CPU_SET(c, &mut set),
+            None => {
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                for c in 0..n {
+                    libc::CPU_SET(c, &mut set);
+                }
+            }
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -285,107 +365,127 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             .is_ok_and(|s| s.success());
     let mut scenarios = vec![
         Scenario::Baseline,
+        Scenario::Floor,
         Scenario::LogNoValues,
         Scenario::LogTwoValues,
+        Scenario::Counter,
+        Scenario::FalseCondition,
         Scenario::Snapshot,
     ];
     if gdb {
         scenarios.push(Scenario::GdbDprintf);
     }
+    let threads: &[u32] = if args.quick { &[1] } else { &[1, 4] };
+    let placements: &[Option<usize>] = if args.quick { &[None] } else { &[Some(0), None] };
+    let opts: &[&str] = if args.quick { &["-O2"] } else { &["-O0", "-O2"] };
     println!(
-        "scry bench: probe at {location} of the bundled loop.c (--interval-us 0), {} iterations per run \
-         (gdb: a tenth), {} runs per scenario, interleaved; cost per hit = (loop time − baseline) / hits",
-        args.iterations, args.runs
+        "scry bench: probe at {location} of the bundled loop.c (--interval-us 0); {} calls per run \
+         (gdb: a tenth; snapshots: {}), {} runs per scenario, interleaved.\n\
+         per stop = (program's loop time − baseline) / stops of its threads; ratios are of medians",
+        args.iterations, args.snapshots, args.runs
     );
     println!(
-        "{:<4} {:<24} {:>12} {:>22} {:>10} {:>8} {:>16}",
-        "opt", "scenario", "per hit", "min – max", "× no-vals", "× gdb", "hits seen/made"
+        "{:<4} {:>3} {:<9} {:<25} {:>10} {:>21} {:>8} {:>8} {:>15}",
+        "opt", "thr", "cpus", "scenario", "per stop", "min – max", "× floor", "× gdb", "hits seen/made"
     );
-    for opt in ["-O0", "-O2"] {
+    for opt in opts {
         let bin = build(&dir, opt)?;
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenarios.len()];
-        for _ in 0..args.runs {
-            for (i, s) in scenarios.iter().enumerate() {
-                let iterations = if *s == Scenario::GdbDprintf {
-                    (args.iterations / 10).max(1)
-                } else {
-                    args.iterations
+        for &nthreads in threads {
+            for &placement in placements {
+                pin(placement)?;
+                let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenarios.len()];
+                for _ in 0..args.runs {
+                    for (i, s) in scenarios.iter().enumerate() {
+                        let iterations = if *s == Scenario::GdbDprintf {
+                            (args.iterations / 10).max(nthreads as u64)
+                        } else {
+                            args.iterations
+                        };
+                        samples[i].push(run_once(
+                            *s,
+                            &bin,
+                            &dir,
+                            &location,
+                            iterations,
+                            nthreads,
+                            args.snapshots,
+                        )?);
+                    }
+                }
+                pin(None)?;
+                let cpus = match placement {
+                    Some(c) => format!("cpu {c}"),
+                    None => "unpinned".to_string(),
                 };
-                samples[i].push(run_once(
-                    *s,
-                    &bin,
-                    &dir,
-                    &location,
-                    iterations,
-                    args.snapshots,
-                )?);
+                print_rows(opt, nthreads, &cpus, &scenarios, &samples, args.snapshots);
             }
-        }
-        let mut base: Vec<f64> = samples[0]
-            .iter()
-            .map(|s| s.loop_ns as f64 / s.iterations as f64)
-            .collect();
-        let base_per_iter = median(&mut base);
-        // Per-hit cost of each run of each scenario.
-        let per_hit: Vec<Vec<f64>> = samples
-            .iter()
-            .map(|runs| {
-                runs.iter()
-                    .filter(|s| s.hits > 0)
-                    .map(|s| {
-                        (s.loop_ns as f64 - base_per_iter * s.iterations as f64) / s.hits as f64
-                    })
-                    .collect()
-            })
-            .collect();
-        let med = |i: usize| median(&mut per_hit[i].clone());
-        let no_values = med(1);
-        let gdb_med = scenarios
-            .iter()
-            .position(|s| *s == Scenario::GdbDprintf)
-            .map(med);
-        for (i, s) in scenarios.iter().enumerate() {
-            if *s == Scenario::Baseline {
-                println!(
-                    "{opt:<4} {:<24} {:>12} {:>22}",
-                    s.label(),
-                    format!("{} /iter", fmt_ns(base_per_iter)),
-                    {
-                        let (lo, hi) = base
-                            .iter()
-                            .fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-                        format!("{} – {}", fmt_ns(lo), fmt_ns(hi))
-                    }
-                );
-                continue;
-            }
-            let m = med(i);
-            let (lo, hi) = per_hit[i]
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-            let seen: u64 = samples[i].iter().map(|s| s.hits).sum();
-            let made: u64 = samples[i]
-                .iter()
-                .map(|x| {
-                    if *s == Scenario::Snapshot {
-                        args.snapshots.min(x.iterations)
-                    } else {
-                        x.iterations
-                    }
-                })
-                .sum();
-            println!(
-                "{opt:<4} {:<24} {:>12} {:>22} {:>10} {:>8} {:>16}",
-                s.label(),
-                fmt_ns(m),
-                format!("{} – {}", fmt_ns(lo), fmt_ns(hi)),
-                format!("{:.2}", m / no_values),
-                gdb_med
-                    .map(|g| format!("{:.3}", m / g))
-                    .unwrap_or("-".into()),
-                format!("{seen}/{made}")
-            );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The table rows of one (opt, threads, placement) group.
+fn print_rows(
+    opt: &str,
+    nthreads: u32,
+    cpus: &str,
+    scenarios: &[Scenario],
+    samples: &[Vec<Sample>],
+    snapshots: u64,
+) {
+    let mut base: Vec<f64> = samples[0]
+        .iter()
+        .map(|s| s.loop_ns as f64 / s.iterations as f64)
+        .collect();
+    let base_per_call = median(&mut base);
+    let per_stop: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|runs| {
+            runs.iter()
+                .filter(|s| s.stops > 0)
+                .map(|s| (s.loop_ns as f64 - base_per_call * s.iterations as f64) / s.stops as f64)
+                .collect()
+        })
+        .collect();
+    let med = |i: usize| median(&mut per_stop[i].clone());
+    let find = |want: Scenario| scenarios.iter().position(|s| *s == want).map(med);
+    let floor = find(Scenario::Floor);
+    let gdb = find(Scenario::GdbDprintf);
+    for (i, s) in scenarios.iter().enumerate() {
+        if *s == Scenario::Baseline {
+            let (lo, hi) = base
+                .iter()
+                .fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            println!(
+                "{opt:<4} {nthreads:>3} {cpus:<9} {:<25} {:>10} {:>21}",
+                s.label(),
+                format!("{}/call", fmt_ns(base_per_call)),
+                format!("{} – {}", fmt_ns(lo), fmt_ns(hi))
+            );
+            continue;
+        }
+        let m = med(i);
+        let (lo, hi) = per_stop[i]
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        let seen: u64 = samples[i].iter().map(|x| x.hits).sum();
+        let made: u64 = samples[i]
+            .iter()
+            .map(|x| match s {
+                Scenario::Snapshot => snapshots.min(x.iterations),
+                Scenario::FalseCondition => 0,
+                _ => x.iterations,
+            })
+            .sum();
+        let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.2}", m / r));
+        println!(
+            "{opt:<4} {nthreads:>3} {cpus:<9} {:<25} {:>10} {:>21} {:>8} {:>8} {:>15}",
+            s.label(),
+            fmt_ns(m),
+            format!("{} – {}", fmt_ns(lo), fmt_ns(hi)),
+            ratio(floor),
+            ratio(gdb),
+            format!("{seen}/{made}")
+        );
+    }
 }

@@ -110,6 +110,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         max_hits: None,
         condition: None,
         snapshot: None,
+        ..Default::default()
     })?;
     for s in &probe.sites {
         println!(

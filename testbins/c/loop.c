@@ -22,11 +22,17 @@
  *                      interval + 300 us (t = CLOCK_MONOTONIC ns at the end of
  *                      the gap)
  *   --timing FILE      at the end, append "timing loop_ns=<ns> iterations=<n>"
- *                      (the loop's wall time, for scry bench) to FILE
+ *                      (the loop's wall time and the calls made, for scry bench)
+ *   --threads N        N > 1: N threads each make --iterations calls (no
+ *                      heartbeat, no records of their own order data)
+ *   --int3             execute an int3 before each call (for scry bench's
+ *                      ptrace floor: a tracer that only continues it)
  *   --wait-stdin       after "ready pid=<pid>", block until one byte (or EOF)
  *                      arrives on stdin before the first iteration
  */
 #include "testbin.h"
+
+#include <pthread.h>
 
 enum status { NEW, PAID, SHIPPED };
 
@@ -45,6 +51,9 @@ const char *global_name = "none";
 volatile int process_order_hits;
 
 static int heartbeat_fd = -1;
+/* --int3: each iteration executes an int3 of its own (the ptrace floor: a tracer that
+ * only continues it). */
+static int int3_mode;
 
 #ifdef SCRY_WRONG_BUILD
 /* Only in the deliberately different build whose debug info tests/build.rs
@@ -66,12 +75,53 @@ int process_order(struct order *o, const char *name, int *counter)
 	return (int)total + (int)o->st;
 }
 
+/* One of --threads N workers: the same calls as main's loop, without the heartbeat. */
+struct worker_arg {
+	long iterations;
+	long interval_us;
+	int index;
+	long sink;
+};
+
+static void *worker(void *p)
+{
+	struct worker_arg *a = p;
+	int counter = 0;
+
+	for (long seq = 0; seq < a->iterations; seq++) {
+		struct order o = { (int)seq, (int)(seq % 7) + 1, 1.5 + 0.25 * (double)seq,
+				   (enum status)(seq % 3), "worker" };
+		if (int3_mode)
+			__asm__ volatile("int3");
+		a->sink += process_order(&o, "worker", &counter);
+		sleep_us(a->interval_us);
+	}
+	return NULL;
+}
+
+/* Runs --threads N workers of --iterations each (N > 1) and returns when all are done. */
+static void run_workers(int threads, long iterations, long interval_us)
+{
+	pthread_t tids[64];
+	struct worker_arg args[64];
+
+	if (threads > 64)
+		threads = 64;
+	for (int i = 0; i < threads; i++) {
+		args[i] = (struct worker_arg){ iterations, interval_us, i, 0 };
+		if (pthread_create(&tids[i], NULL, worker, &args[i]) != 0)
+			exit(3);
+	}
+	for (int i = 0; i < threads; i++)
+		pthread_join(tids[i], NULL);
+}
+
 /* A function the loop never calls: tests/attach.rs plants a probe on it by
  * name (`usage`), so keep it a real function. */
 static void usage(void)
 {
 	usage_exit("loop [--iterations N] [--interval-us U] [--record FILE] "
-		   "[--heartbeat FILE] [--timing FILE] [--wait-stdin]");
+		   "[--heartbeat FILE] [--timing FILE] [--threads N] [--int3] [--wait-stdin]");
 }
 
 int main(int argc, char **argv)
@@ -79,7 +129,7 @@ int main(int argc, char **argv)
 	static const char *names[] = { "alice", "bob", "carol" };
 	static const char *notes[] = { "rush", "gift wrap" };
 	long iterations = 0, interval_us = 1000;
-	int timing_fd = -1;
+	int timing_fd = -1, threads = 1;
 	long long started;
 	volatile long sink = 0;
 	long long prev = 0;
@@ -89,14 +139,20 @@ int main(int argc, char **argv)
 		    !opt_long(argc, argv, &i, "--interval-us", &interval_us) &&
 		    !opt_file(argc, argv, &i, "--heartbeat", &heartbeat_fd) &&
 		    !opt_file(argc, argv, &i, "--timing", &timing_fd) &&
+		    !opt_int(argc, argv, &i, "--threads", &threads) &&
+		    !opt_flag(argv, i, "--int3", &int3_mode) &&
 		    !common_option(argc, argv, &i))
 			usage();
 	}
 
 	ready();
 	started = now_ns();
+	if (threads > 1) {
+		run_workers(threads, iterations, interval_us);
+		iterations *= threads;
+	}
 
-	for (long seq = 0; iterations == 0 || seq < iterations; seq++) {
+	for (long seq = 0; threads <= 1 && (iterations == 0 || seq < iterations); seq++) {
 		long long now = now_ns();
 		struct order o;
 
@@ -113,6 +169,8 @@ int main(int argc, char **argv)
 		o.st = (enum status)(seq % 3);
 		o.note = notes[seq % 2];
 		global_name = names[seq % 3];
+		if (int3_mode)
+			__asm__ volatile("int3");
 		sink += process_order(&o, global_name, &global_counter);
 		sleep_us(interval_us);
 	}

@@ -17,7 +17,8 @@
 //! (an injected mmap: two more stops of this thread, once). No single-step, ever.
 
 use crate::engine::core::{BpUser, Engine, ThreadState};
-use crate::engine::{Event, HitRecord, ProbeEnd, ProbeId};
+use crate::engine::{Event, HitRecord, ProbeEnd, ProbeId, ProbeKind};
+use crate::quota::PauseReason;
 use crate::ptrace::{self, Tid};
 use std::time::{Instant, SystemTime};
 
@@ -47,29 +48,46 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
     crate::fault::at_trap(e.stats.traps);
     let pid = e.threads.get(&tid).map(|t| t.pid).unwrap_or(e.pid);
 
-    // Serve everyone this int3 serves.
-    let users = e.bps[&addr].users.clone();
+    // Serve everyone this int3 serves. (The lists below allocate only when something is
+    // pushed: a snapshot, a pause, an end — not on an ordinary hit.)
     let mut hold = false;
+    let mut remove_entry = false;
     let mut snapshots: Vec<(ProbeId, u32, u64)> = Vec::new();
+    let mut exhausted: Vec<(ProbeId, u64)> = Vec::new();
+    let mut paused: Vec<(ProbeId, PauseReason)> = Vec::new();
     // The FP/SSE registers, read (one more ptrace call) only if a program needs an xmm register.
     let mut fp: Option<libc::user_fpregs_struct> = None;
-    let mut exhausted: Vec<(ProbeId, u64)> = Vec::new();
-    for user in users {
-        match user {
+    let global_dry = !e.overhead.has_tokens(woke);
+    let share = e.budget.share;
+    let n_users = e.bps[&addr].users.len();
+    for i in 0..n_users {
+        match e.bps[&addr].users[i] {
             BpUser::Probe { probe, site } => {
                 let Some(p) = e.probes.get_mut(&probe) else {
                     continue;
                 };
-                if !p.active || p.max_hits.is_some_and(|max| p.hits >= max) {
-                    continue; // another thread already took the last hit
+                if !p.active || p.quota.max_hits.is_some_and(|max| p.counts.hits >= max) {
+                    continue; // paused, or another thread already took the last hit
                 }
-                p.executions += 1;
+                // Quotas first: a probe over a rate or the overhead budget pauses before it
+                // costs anything more.
+                let over = if global_dry {
+                    Some(PauseReason::GlobalOverhead { share })
+                } else {
+                    p.pause_reason(woke)
+                };
+                if let Some(reason) = over {
+                    paused.push((probe, reason));
+                    continue;
+                }
+                p.counts.executions += 1;
                 // The condition, if any: a hit counts only when it holds.
                 if let Some(cond) = &p.sites[site as usize].condition {
                     if fp.is_none() && cond.needs_fpregs() {
                         fp = ptrace::get_fpregs(tid).ok();
                     }
-                    match condition_holds(cond, &regs, pid, tid, p.executions, fp.as_ref()) {
+                    match condition_holds(cond, &regs, pid, tid, p.counts.executions, fp.as_ref())
+                    {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(fault) => {
@@ -81,16 +99,21 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                 let Some(p) = e.probes.get_mut(&probe) else {
                     continue;
                 };
-                p.hits += 1;
-                let seq = p.hits;
-                if p.max_hits == Some(seq) {
+                p.counts.hits += 1;
+                let seq = p.counts.hits;
+                if p.quota.max_hits == Some(seq) {
                     exhausted.push((probe, seq));
                 }
                 e.stats.hits += 1;
-                if p.snapshot {
+                match p.kind {
                     // The session reads the frames and values while the thread is held.
-                    snapshots.push((probe, site, seq));
-                    continue;
+                    ProbeKind::Snapshot => {
+                        snapshots.push((probe, site, seq));
+                        continue;
+                    }
+                    // A counter is its count.
+                    ProbeKind::Count => continue,
+                    ProbeKind::Log => {}
                 }
                 let values = crate::fetch::run(pid, &regs, &p.sites[site as usize].plans);
                 if fp.is_none()
@@ -107,8 +130,14 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                     fp.as_ref(),
                     pid,
                     tid,
-                    p.executions,
+                    p.counts.executions,
                 );
+                // The line's share of the byte rate: its literal text and what was captured.
+                let bytes = p.literal_bytes as usize
+                    + values.iter().map(fetched_len).sum::<usize>()
+                    + exprs.len() * 8;
+                p.lines.take(1.0, woke);
+                p.bytes.take(bytes as f64, woke);
                 let service_ns = woke.elapsed().as_nanos() as u64;
                 let _ = e.events.send(Event::Hit(HitRecord {
                     probe,
@@ -125,9 +154,12 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
             BpUser::LinkMap => hold |= link_map_consistent(e, pid),
             BpUser::Entry => {
                 hold = true;
-                e.remove_bp_user(addr, BpUser::Entry);
+                remove_entry = true;
             }
         }
+    }
+    if remove_entry {
+        e.remove_bp_user(addr, BpUser::Entry);
     }
 
     // Run the displaced instruction out of line and let the thread go — unless the session
@@ -161,13 +193,43 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
     } else {
         resume_displaced(e, tid, regs, addr);
     }
-    for (probe, hits) in exhausted {
-        e.end_probe(probe, ProbeEnd::Exhausted { hits });
-    }
+    // What this stop cost the thread: our service time, plus what a stop costs that we
+    // cannot see (the kernel's, the wake-ups). Charged to the process's budget and to every
+    // probe served here.
     let service = woke.elapsed().as_nanos() as u64;
     e.stats.service_ns_total += service;
     e.stats.service_ns_max = e.stats.service_ns_max.max(service);
+    let cost = service + e.budget.stop_cost.as_nanos() as u64;
+    let now = Instant::now();
+    e.overhead.take(cost as f64, now);
+    if let Some(bp) = e.bps.get(&addr) {
+        for user in &bp.users {
+            if let BpUser::Probe { probe, .. } = user
+                && let Some(p) = e.probes.get_mut(probe)
+                && p.active
+            {
+                p.overhead.take(cost as f64, now);
+                p.counts.stopped_ns += cost;
+            }
+        }
+    }
+    for (probe, hits) in exhausted {
+        e.end_probe(probe, ProbeEnd::Exhausted { hits });
+    }
+    for (probe, reason) in paused {
+        e.pause_probe(probe, reason);
+    }
     true
+}
+
+/// Bytes a fetched value captured (for the byte rate).
+fn fetched_len(v: &crate::plan::Fetched) -> usize {
+    match v {
+        crate::plan::Fetched::Bytes { value, string } => {
+            value.len() + string.as_ref().map_or(0, |s| s.bytes.len())
+        }
+        _ => 8,
+    }
 }
 
 /// Continues `tid`, stopped on the int3 at `addr`, through the out-of-line copy of the

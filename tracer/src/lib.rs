@@ -10,6 +10,7 @@ pub mod location;
 pub mod modules;
 pub mod plan;
 pub mod procfs;
+pub mod quota;
 pub mod ptrace;
 pub mod regs;
 pub mod session;

@@ -12,7 +12,7 @@ use crate::addr::RuntimeAddr;
 use crate::debuginfo::{DebugSearch, ModuleSymbols, Site, SymbolError};
 use crate::engine::{
     AttachInfo, DetachReport, EngineError, EngineHandle, EngineStats, Event, ExecPolicy, HitRecord,
-    Launch, PlantRequest, PlantSite, ProbeId,
+    Launch, PlantRequest, PlantSite, ProbeCounts, ProbeId, ProbeKind,
 };
 use crate::location::{LocationError, LocationSpec, module_matches};
 use crate::modules::{self, Module};
@@ -31,6 +31,8 @@ pub struct SessionOptions {
     pub debug: DebugSearch,
     /// What to do when the target calls exec.
     pub exec_policy: ExecPolicy,
+    /// The share of wall time the target's threads may spend stopped by scry.
+    pub overhead: crate::quota::OverheadBudget,
 }
 
 impl Default for SessionOptions {
@@ -38,12 +40,13 @@ impl Default for SessionOptions {
         SessionOptions {
             debug: DebugSearch::default(),
             exec_policy: ExecPolicy::Detach,
+            overhead: crate::quota::OverheadBudget::default(),
         }
     }
 }
 
 /// A probe to set.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ProbeSpec {
     /// Where: `file.c:42`, `function`, `libname.so:file.c:42`.
     pub location: String,
@@ -55,6 +58,10 @@ pub struct ProbeSpec {
     pub condition: Option<String>,
     /// Take a snapshot at each hit instead of a log line (the template is then ignored).
     pub snapshot: Option<SnapshotSpec>,
+    /// Only count the hits (a counter): no line per hit; see [`Session::counts`].
+    pub count_only: bool,
+    /// Rates and expiry (docs/quotas.md); `max_hits` above is the hit bound.
+    pub quota: crate::quota::Quota,
 }
 
 /// What a snapshot probe captures.
@@ -151,6 +158,8 @@ struct ProbeEntry {
     max_hits: Option<u64>,
     condition: Option<String>,
     snapshot: Option<SnapshotSpec>,
+    count_only: bool,
+    quota: crate::quota::Quota,
     /// Per site: the compiled watch expressions (snapshot probes).
     watches: Vec<Vec<(String, crate::expr::compile::WatchPlan)>>,
     /// Per site, in the engine's site order: where it is and the types of its holes.
@@ -162,7 +171,18 @@ struct ProbeEntry {
     pending: Option<String>,
 }
 
+/// Something the router must do at a given time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Timer {
+    /// End the probe: its expiry (the duration since it was set).
+    Expire(std::time::Duration),
+    /// Plant a paused probe again.
+    Rearm,
+}
+
 struct State {
+    /// (when, probe, what), in no particular order.
+    timers: Vec<(std::time::Instant, ProbeId, Timer)>,
     modules: Vec<Module>,
     symbols: HashMap<PathBuf, Arc<ModuleSymbols>>,
     probes: HashMap<ProbeId, ProbeEntry>,
@@ -251,12 +271,14 @@ impl Session {
                 )
             });
         let state = State {
+            timers: Vec::new(),
             modules: Vec::new(),
             symbols: HashMap::new(),
             probes: HashMap::new(),
             next_id: 1,
             link_map_watched: false,
         };
+        let _ = engine.set_budget(options.overhead);
         let shared = Arc::new(Shared {
             pid,
             main_exe,
@@ -321,6 +343,11 @@ impl Session {
         Ok(self.shared.engine.stats()?)
     }
 
+    /// Every probe's counters (executions, hits, stop time, pauses): a counter probe's value.
+    pub fn counts(&self) -> Result<Vec<(ProbeId, ProbeCounts)>, SessionError> {
+        Ok(self.shared.engine.counts()?)
+    }
+
     /// Resolves and plants a probe. Typos in the location or the template, unknown
     /// variables, and lines without code are errors here, before anything is planted.
     pub fn add_probe(&self, spec: &ProbeSpec) -> Result<ProbeInfo, ProbeError> {
@@ -337,12 +364,17 @@ impl Session {
             max_hits: spec.max_hits,
             condition: spec.condition.clone(),
             snapshot: spec.snapshot.clone(),
+            count_only: spec.count_only,
+            quota: spec.quota,
             watches: Vec::new(),
             expr_types: Vec::new(),
             sites: Vec::new(),
             pending: None,
         };
         let resolution = resolve(shared, &mut state, &location)?;
+        if let Some(after) = spec.quota.expiry {
+            state.timers.push((std::time::Instant::now() + after, id, Timer::Expire(after)));
+        }
         if spec.snapshot.is_some() {
             // A snapshot unwinds through every module: load their symbols now, not while the
             // thread is held at the first hit.
@@ -712,8 +744,26 @@ fn lower(
     let mut req = PlantRequest {
         probe: id,
         sites: Vec::new(),
-        max_hits: entry.max_hits,
-        snapshot: entry.snapshot.is_some(),
+        kind: if entry.snapshot.is_some() {
+            ProbeKind::Snapshot
+        } else if entry.count_only {
+            ProbeKind::Count
+        } else {
+            ProbeKind::Log
+        },
+        quota: crate::quota::Quota {
+            max_hits: entry.max_hits,
+            ..entry.quota
+        },
+        literal_bytes: entry
+            .template
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(t) => t.len() as u32,
+                _ => 0,
+            })
+            .sum(),
     };
     if let Some((idx, site)) = sites.first() {
         let module = state.modules[*idx].clone();
@@ -793,10 +843,77 @@ fn route_holes(
     }
 }
 
-/// The router thread: plants pending probes when libraries appear, forwards the rest.
+/// Runs the timers that are due: expiries end probes, cooldowns re-arm them.
+fn run_timers(shared: &Shared) -> std::time::Duration {
+    let now = std::time::Instant::now();
+    let due: Vec<(ProbeId, Timer)> = {
+        let mut state = shared.state.lock().unwrap();
+        let (due, later): (Vec<_>, Vec<_>) = state.timers.iter().partition(|(t, _, _)| *t <= now);
+        state.timers = later;
+        due.into_iter().map(|(_, p, k)| (p, k)).collect()
+    };
+    for (probe, timer) in due {
+        let _ = match timer {
+            Timer::Expire(after) => shared
+                .engine
+                .end_probe(probe, crate::engine::ProbeEnd::Expired { after }),
+            Timer::Rearm => shared.engine.rearm(probe),
+        };
+    }
+    // Wake again at the next timer, or in a while anyway.
+    let state = shared.state.lock().unwrap();
+    state
+        .timers
+        .iter()
+        .map(|(t, _, _)| t.saturating_duration_since(now))
+        .min()
+        .unwrap_or(std::time::Duration::from_secs(1))
+        .min(std::time::Duration::from_secs(1))
+}
+
+/// The router thread: plants pending probes when libraries appear, runs the quota timers
+/// (expiry, re-arming paused probes), forwards the rest.
 fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>) {
-    for event in engine_events {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        let event = match engine_events.recv_timeout(wait) {
+            Ok(e) => e,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                wait = run_timers(&shared);
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         match event {
+            Event::ProbePaused {
+                probe,
+                reason,
+                cooldown,
+                counts,
+            } => {
+                shared.state.lock().unwrap().timers.push((
+                    std::time::Instant::now() + cooldown,
+                    probe,
+                    Timer::Rearm,
+                ));
+                wait = wait.min(cooldown);
+                let _ = out.send(Event::ProbePaused {
+                    probe,
+                    reason,
+                    cooldown,
+                    counts,
+                });
+            }
+            Event::ProbeEnded { probe, end } => {
+                // Its timers die with it.
+                shared
+                    .state
+                    .lock()
+                    .unwrap()
+                    .timers
+                    .retain(|(_, p, _)| *p != probe);
+                let _ = out.send(Event::ProbeEnded { probe, end });
+            }
             Event::ModulesChanged { held } => {
                 on_modules_changed(&shared, &out);
                 if let Some(tid) = held {

@@ -49,6 +49,12 @@ fn new_engine(
         r_debug: None,
         stats: EngineStats::default(),
         exited: false,
+        budget: crate::quota::OverheadBudget::default(),
+        overhead: crate::quota::Bucket::new(
+            crate::quota::OverheadBudget::default().share * 1e9,
+            crate::quota::OverheadBudget::default().share * 1e9,
+            std::time::Instant::now(),
+        ),
     })
 }
 

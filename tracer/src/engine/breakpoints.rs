@@ -31,16 +31,11 @@ impl Engine {
                 })?;
             new_bps.push((addr, bp));
         }
-        let probe = self.probes.entry(req.probe).or_insert_with(|| ProbeRt {
-            sites: Vec::new(),
-            max_hits: req.max_hits,
-            hits: 0,
-            active: true,
-            last_condition_error: None,
-            suppressed_errors: 0,
-            snapshot: req.snapshot,
-            executions: 0,
-        });
+        let budget = self.budget;
+        let probe = self
+            .probes
+            .entry(req.probe)
+            .or_insert_with(|| ProbeRt::new(req.kind, req.quota, req.literal_bytes, &budget));
         let first_site = probe.sites.len() as u32;
         for site in &req.sites {
             probe.sites.push(SiteRt {
@@ -68,6 +63,12 @@ impl Engine {
             }
         }
         Ok(req.sites.len())
+    }
+
+    /// Plants an int3 for the engine's own use (r_brk, the entry point), or for a paused
+    /// probe's site again.
+    pub(crate) fn plant_site(&mut self, addr: u64, user: BpUser) -> Result<(), EngineError> {
+        self.plant_internal(addr, user)
     }
 
     /// Plants an int3 for the engine's own use (r_brk, the entry point).

@@ -1,6 +1,10 @@
 //! The engine's state and its event loop: everything that is not the hit path.
 
-use super::{Command, DetachReport, EngineError, Event, ExecPolicy, Launch, ProbeEnd, ProbeId};
+use super::{
+    Command, DetachReport, EngineError, Event, ExecPolicy, Launch, ProbeCounts, ProbeEnd, ProbeId,
+    ProbeKind,
+};
+use crate::quota::{Bucket, OverheadBudget, PauseReason, Quota};
 use crate::arch::relocate::Displaced;
 use crate::plan::ValuePlan;
 use crate::ptrace::mem::CodeWriter;
@@ -97,16 +101,81 @@ pub(crate) struct Breakpoint {
 /// A probe as the engine knows it.
 pub(crate) struct ProbeRt {
     pub sites: Vec<SiteRt>,
-    pub max_hits: Option<u64>,
-    pub hits: u64,
+    pub kind: ProbeKind,
+    pub quota: Quota,
+    /// Bytes of the template's literal text (a log line's size, with the values).
+    pub literal_bytes: u32,
+    /// Planted and serving hits (false while paused, and once it has ended).
     pub active: bool,
     /// When a condition error was last reported, and how many were not reported since.
     pub last_condition_error: Option<std::time::Instant>,
     pub suppressed_errors: u64,
-    /// Hits hold the thread for a snapshot instead of fetching values.
-    pub snapshot: bool,
-    /// Executions of the probe's sites, condition true or not (`$hits`).
-    pub executions: u64,
+    pub counts: ProbeCounts,
+    /// Rate buckets (log lines, log bytes) and this probe's share of the overhead budget.
+    pub lines: Bucket,
+    pub bytes: Bucket,
+    pub overhead: Bucket,
+    /// While paused: the (address, site) pairs to plant again when re-armed.
+    pub parked: Vec<(u64, u32)>,
+}
+
+impl ProbeRt {
+    /// A new probe's runtime state, its buckets full.
+    pub fn new(kind: ProbeKind, quota: Quota, literal_bytes: u32, budget: &OverheadBudget) -> ProbeRt {
+        let now = Instant::now();
+        let per_probe = budget.share / 2.0 * 1e9; // ns of stop time per second
+        ProbeRt {
+            sites: Vec::new(),
+            kind,
+            quota,
+            literal_bytes,
+            active: true,
+            last_condition_error: None,
+            suppressed_errors: 0,
+            counts: ProbeCounts::default(),
+            lines: Bucket::new(quota.lines_per_sec, quota.lines_per_sec * quota.burst, now),
+            bytes: Bucket::new(quota.bytes_per_sec, quota.bytes_per_sec * quota.burst, now),
+            overhead: Bucket::new(per_probe, per_probe, now),
+            parked: Vec::new(),
+        }
+    }
+
+    /// Why this probe must pause before serving a hit at `now`, if it must.
+    pub fn pause_reason(&mut self, now: Instant) -> Option<PauseReason> {
+        if self.kind == ProbeKind::Log {
+            if !self.lines.has_tokens(now) {
+                return Some(PauseReason::LineRate {
+                    per_sec: self.quota.lines_per_sec,
+                    burst: self.quota.burst,
+                });
+            }
+            if !self.bytes.has_tokens(now) {
+                return Some(PauseReason::ByteRate {
+                    per_sec: self.quota.bytes_per_sec,
+                    burst: self.quota.burst,
+                });
+            }
+        }
+        if !self.overhead.has_tokens(now) {
+            return Some(PauseReason::ProbeOverhead {
+                share: self.overhead.rate() / 1e9,
+                hits: self.counts.hits,
+                stopped: std::time::Duration::from_nanos(self.counts.stopped_ns),
+            });
+        }
+        None
+    }
+
+    /// How long a pause for `reason` lasts: until the bucket that ran dry is half full.
+    pub fn cooldown(&self, reason: &PauseReason, global: &Bucket) -> std::time::Duration {
+        let wait = match reason {
+            PauseReason::LineRate { .. } => self.lines.time_to_half(),
+            PauseReason::ByteRate { .. } => self.bytes.time_to_half(),
+            PauseReason::ProbeOverhead { .. } => self.overhead.time_to_half(),
+            PauseReason::GlobalOverhead { .. } => global.time_to_half(),
+        };
+        wait.max(std::time::Duration::from_millis(500))
+    }
 }
 
 pub(crate) struct SiteRt {
@@ -148,6 +217,9 @@ pub(crate) struct Engine {
     pub r_debug: Option<u64>,
     pub stats: EngineStats,
     pub exited: bool,
+    /// The process-wide overhead budget and its bucket (ns of thread-stop time).
+    pub budget: OverheadBudget,
+    pub overhead: Bucket,
 }
 
 /// Result of a command: keep going, or the engine is done.
@@ -271,6 +343,25 @@ impl Engine {
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.stats.clone());
+            }
+            Command::Rearm(probe, reply) => {
+                self.rearm(probe);
+                let _ = reply.send(());
+            }
+            Command::End(probe, end, reply) => {
+                if self.probes.contains_key(&probe) {
+                    self.end_probe(probe, end);
+                }
+                let _ = reply.send(());
+            }
+            Command::Counts(reply) => {
+                let _ = reply.send(self.probes.iter().map(|(id, p)| (*id, p.counts)).collect());
+            }
+            Command::SetBudget(budget, reply) => {
+                let rate = budget.share * 1e9;
+                self.budget = budget;
+                self.overhead = Bucket::new(rate, rate, Instant::now());
+                let _ = reply.send(());
             }
             Command::Detach(reply) => {
                 let report = self.detach_all();
@@ -500,6 +591,10 @@ impl Engine {
     fn report_exit(&mut self, code: Option<i32>, signal: Option<i32>) {
         if !self.exited {
             self.exited = true;
+            // The counters die with the process: hand them over first (counters are read
+            // from them, and nothing else reports a counter's last hits).
+            let counts = self.probes.iter().map(|(id, p)| (*id, p.counts)).collect();
+            let _ = self.events.send(Event::FinalCounts(counts));
             let _ = self.events.send(Event::Exited { code, signal });
         }
     }
@@ -573,5 +668,74 @@ impl Engine {
     pub(crate) fn end_probe(&mut self, probe: ProbeId, end: ProbeEnd) {
         self.unplant(probe);
         let _ = self.events.send(Event::ProbeEnded { probe, end });
+    }
+
+    /// Unplants a probe that a rate or the overhead budget stopped, keeping its state so
+    /// it can be re-armed, and says so at once.
+    pub(crate) fn pause_probe(&mut self, probe: ProbeId, reason: PauseReason) {
+        let Some(p) = self.probes.get(&probe) else {
+            return;
+        };
+        if !p.active {
+            return;
+        }
+        let cooldown = p.cooldown(&reason, &self.overhead);
+        let parked: Vec<(u64, u32)> = self
+            .bps
+            .iter()
+            .flat_map(|(addr, bp)| {
+                bp.users.iter().filter_map(move |u| match u {
+                    BpUser::Probe { probe: p, site } if *p == probe => Some((*addr, *site)),
+                    _ => None,
+                })
+            })
+            .collect();
+        for (addr, _) in &parked {
+            let now_unused = {
+                let bp = self.bps.get_mut(addr).unwrap();
+                bp.users
+                    .retain(|u| !matches!(u, BpUser::Probe { probe: p, .. } if *p == probe));
+                bp.users.is_empty()
+            };
+            if now_unused {
+                self.remove_bp(*addr);
+            }
+        }
+        let p = self.probes.get_mut(&probe).unwrap();
+        p.active = false;
+        p.parked = parked;
+        p.counts.pauses += 1;
+        let counts = p.counts;
+        let _ = self.events.send(Event::ProbePaused {
+            probe,
+            reason,
+            cooldown,
+            counts,
+        });
+    }
+
+    /// Plants a paused probe again where it was.
+    pub(crate) fn rearm(&mut self, probe: ProbeId) {
+        let Some(p) = self.probes.get_mut(&probe) else {
+            return;
+        };
+        if p.active {
+            return;
+        }
+        let parked = std::mem::take(&mut p.parked);
+        let mut failed = None;
+        for (addr, site) in parked {
+            if let Err(e) = self.plant_site(addr, BpUser::Probe { probe, site }) {
+                failed = Some(e.to_string());
+            }
+        }
+        if let Some(why) = failed {
+            self.end_probe(probe, ProbeEnd::Failed(format!("re-arming failed: {why}")));
+            return;
+        }
+        if let Some(p) = self.probes.get_mut(&probe) {
+            p.active = true;
+        }
+        let _ = self.events.send(Event::ProbeRearmed { probe });
     }
 }

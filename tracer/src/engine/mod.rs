@@ -66,11 +66,41 @@ pub struct PlantRequest {
     pub probe: ProbeId,
     /// Its sites.
     pub sites: Vec<PlantSite>,
-    /// Unplant after this many hits (`None`: no bound here; quotas come in a later issue).
-    pub max_hits: Option<u64>,
-    /// A snapshot probe: at a hit the thread is held ([`Event::SnapshotHit`]) until the
-    /// session has read its frames and values and calls [`EngineHandle::release`].
-    pub snapshot: bool,
+    /// What a hit does.
+    pub kind: ProbeKind,
+    /// Its bounds: max hits and the log rates are enforced on the hit path; the expiry is
+    /// the session's (it ends the probe when the time comes).
+    pub quota: crate::quota::Quota,
+    /// The template's literal text, in bytes (with the captured values, a hit's share of the
+    /// byte rate).
+    pub literal_bytes: u32,
+}
+
+/// What a probe does at a hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Fetch the values and send a [`HitRecord`].
+    Log,
+    /// Hold the thread ([`Event::SnapshotHit`]) until the session has read its frames and
+    /// values and calls [`EngineHandle::release`].
+    Snapshot,
+    /// Only count (a metric): no record per hit; read the counts with
+    /// [`EngineHandle::counts`].
+    Count,
+}
+
+/// A probe's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeCounts {
+    /// Executions of its sites (condition true or not).
+    pub executions: u64,
+    /// Hits (condition true).
+    pub hits: u64,
+    /// Thread-stop time its hits cost, ns (the tracer's service time plus the budget's
+    /// per-stop cost).
+    pub stopped_ns: u64,
+    /// Times it was paused by a rate or the overhead budget.
+    pub pauses: u64,
 }
 
 /// A hit, as raw bytes: the hit path does no formatting. Rendering happens on the consumer's
@@ -120,6 +150,8 @@ pub struct SnapshotRecord {
 pub enum ProbeEnd {
     /// It reached its hit bound.
     Exhausted { hits: u64 },
+    /// Its expiry came.
+    Expired { after: std::time::Duration },
     /// The image it was planted in went away (exec, dlclose).
     ImageGone,
     /// The engine could not serve it (e.g. no slot could be mapped); the reason says why.
@@ -133,6 +165,18 @@ pub enum Event {
     Hit(HitRecord),
     /// A probe stopped firing, and why.
     ProbeEnded { probe: ProbeId, end: ProbeEnd },
+    /// A probe was unplanted by a rate or the overhead budget; it can be re-armed
+    /// ([`EngineHandle::rearm`]) after `cooldown`, when its buckets have refilled.
+    ProbePaused {
+        probe: ProbeId,
+        reason: crate::quota::PauseReason,
+        cooldown: std::time::Duration,
+        counts: ProbeCounts,
+    },
+    /// A paused probe is planted again.
+    ProbeRearmed { probe: ProbeId },
+    /// Every probe's counters as the target exits (right before [`Event::Exited`]).
+    FinalCounts(Vec<(ProbeId, ProbeCounts)>),
     /// Libraries were loaded or unloaded (the dynamic linker's r_brk fired with a consistent
     /// map, or the spawned program reached its entry point). `held` is a thread kept stopped
     /// until [`EngineHandle::release`] so pending probes can be planted before its code runs.
@@ -221,6 +265,14 @@ pub(crate) enum Command {
     },
     Release(Tid, Sender<()>),
     Stats(Sender<EngineStats>),
+    /// Plant a paused probe again (its cooldown is over).
+    Rearm(ProbeId, Sender<()>),
+    /// End a probe for good with this reason (its expiry, say).
+    End(ProbeId, ProbeEnd, Sender<()>),
+    /// Every probe's counters.
+    Counts(Sender<Vec<(ProbeId, ProbeCounts)>>),
+    /// The process-wide overhead budget.
+    SetBudget(crate::quota::OverheadBudget, Sender<()>),
     Detach(Sender<DetachReport>),
 }
 
@@ -340,6 +392,26 @@ impl EngineHandle {
     /// Counters of the engine.
     pub fn stats(&self) -> Result<EngineStats, EngineError> {
         self.call(Command::Stats)
+    }
+
+    /// Plants a paused probe again.
+    pub fn rearm(&self, probe: ProbeId) -> Result<(), EngineError> {
+        self.call(|tx| Command::Rearm(probe, tx))
+    }
+
+    /// Ends a probe for good, reporting `end` ([`Event::ProbeEnded`]).
+    pub fn end_probe(&self, probe: ProbeId, end: ProbeEnd) -> Result<(), EngineError> {
+        self.call(|tx| Command::End(probe, end, tx))
+    }
+
+    /// Every probe's counters.
+    pub fn counts(&self) -> Result<Vec<(ProbeId, ProbeCounts)>, EngineError> {
+        self.call(Command::Counts)
+    }
+
+    /// Sets the process-wide overhead budget.
+    pub fn set_budget(&self, budget: crate::quota::OverheadBudget) -> Result<(), EngineError> {
+        self.call(|tx| Command::SetBudget(budget, tx))
     }
 
     /// Removes every int3, moves threads out of slots, detaches every thread, and ends the

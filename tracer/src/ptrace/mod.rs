@@ -9,6 +9,7 @@
 //! Errors are `nix::errno::Errno`; `ESRCH` almost always means "the thread is gone" (it exited
 //! or was killed between two of our calls) and callers treat it as such.
 
+pub mod floor;
 pub mod mem;
 
 use nix::errno::Errno;
