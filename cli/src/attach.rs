@@ -458,7 +458,10 @@ fn parse_expiry(text: &str) -> Result<Option<Duration>> {
     if text == "never" {
         return Ok(None);
     }
-    let (num, unit) = text.split_at(text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    let (num, unit) = text.split_at(
+        text.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+            .len(),
+    );
     let secs = match unit {
         "s" | "" => 1.0,
         "m" => 60.0,

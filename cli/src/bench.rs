@@ -186,7 +186,9 @@ fn run_once(
         Scenario::GdbDprintf => {
             let out = Command::new("gdb")
                 .args(["-nx", "-batch", "-ex"])
-                .arg(format!("dprintf {location},\"id=%d qty=%d\\n\",o->id,o->qty"))
+                .arg(format!(
+                    "dprintf {location},\"id=%d qty=%d\\n\",o->id,o->qty"
+                ))
                 .args(["-ex", "run", "--args"])
                 .arg(bin)
                 .args(&args)
@@ -376,8 +378,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         scenarios.push(Scenario::GdbDprintf);
     }
     let threads: &[u32] = if args.quick { &[1] } else { &[1, 4] };
-    let placements: &[Option<usize>] = if args.quick { &[None] } else { &[Some(0), None] };
-    let opts: &[&str] = if args.quick { &["-O2"] } else { &["-O0", "-O2"] };
+    let placements: &[Option<usize>] = if args.quick {
+        &[None]
+    } else {
+        &[Some(0), None]
+    };
+    let opts: &[&str] = if args.quick {
+        &["-O2"]
+    } else {
+        &["-O0", "-O2"]
+    };
     println!(
         "scry bench: probe at {location} of the bundled loop.c (--interval-us 0); {} calls per run \
          (gdb: a tenth; snapshots: {}), {} runs per scenario, interleaved.\n\
@@ -386,7 +396,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     );
     println!(
         "{:<4} {:>3} {:<9} {:<25} {:>10} {:>21} {:>8} {:>8} {:>15}",
-        "opt", "thr", "cpus", "scenario", "per stop", "min – max", "× floor", "× gdb", "hits seen/made"
+        "opt",
+        "thr",
+        "cpus",
+        "scenario",
+        "per stop",
+        "min – max",
+        "× floor",
+        "× gdb",
+        "hits seen/made"
     );
     for opt in opts {
         let bin = build(&dir, opt)?;

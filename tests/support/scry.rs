@@ -30,9 +30,21 @@ impl Scry {
     }
 
     /// Starts `scry ARGS...` with extra environment variables.
+    ///
+    /// `scry attach` gets `--rate off --overhead off` unless the arguments set either: a test
+    /// of another capability must not depend on how fast the machine is through the quotas
+    /// (tests/quotas.rs tests those, with them given explicitly).
     pub fn start_with_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Scry {
+        let mut args: Vec<std::ffi::OsString> =
+            args.iter().map(|a| a.as_ref().to_os_string()).collect();
+        let sets = |flag: &str| args.iter().any(|a| a == flag);
+        if args.first().is_some_and(|a| a == "attach") && !sets("--rate") && !sets("--overhead") {
+            for (i, a) in ["--rate", "off", "--overhead", "off"].iter().enumerate() {
+                args.insert(1 + i, a.into());
+            }
+        }
         let mut child = Command::new(crate::scry_bin())
-            .args(args)
+            .args(&args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -18,8 +18,8 @@
 
 use crate::engine::core::{BpUser, Engine, ThreadState};
 use crate::engine::{Event, HitRecord, ProbeEnd, ProbeId, ProbeKind};
-use crate::quota::PauseReason;
 use crate::ptrace::{self, Tid};
+use crate::quota::PauseReason;
 use std::time::{Instant, SystemTime};
 
 /// Handles a SIGTRAP stop of `tid`. Returns false if the trap is not ours: it goes to the
@@ -86,8 +86,7 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
                     if fp.is_none() && cond.needs_fpregs() {
                         fp = ptrace::get_fpregs(tid).ok();
                     }
-                    match condition_holds(cond, &regs, pid, tid, p.counts.executions, fp.as_ref())
-                    {
+                    match condition_holds(cond, &regs, pid, tid, p.counts.executions, fp.as_ref()) {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(fault) => {
@@ -167,6 +166,10 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
     if hold || !snapshots.is_empty() {
         if let Some(t) = e.threads.get_mut(&tid) {
             t.state = ThreadState::Held { regs, bp: addr };
+        }
+        if !snapshots.is_empty() {
+            let probes = snapshots.iter().map(|(p, _, _)| *p).collect();
+            e.held_for_snapshots.insert(tid, (woke, probes));
         }
         let last = snapshots.len();
         for (i, (probe, site, seq)) in snapshots.into_iter().enumerate() {

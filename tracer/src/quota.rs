@@ -148,7 +148,11 @@ pub enum PauseReason {
     /// More log bytes per second than the probe's rate.
     ByteRate { per_sec: f64, burst: f64 },
     /// The probe's hits stopped threads for more than its share of the overhead budget.
-    ProbeOverhead { share: f64, hits: u64, stopped: Duration },
+    ProbeOverhead {
+        share: f64,
+        hits: u64,
+        stopped: Duration,
+    },
     /// All probes together stopped threads for more than the process's overhead budget.
     GlobalOverhead { share: f64 },
 }
@@ -208,7 +212,10 @@ mod tests {
         full.take(5.0, t0);
         assert!(full.has_tokens(t0 + Duration::from_secs(100)));
         full.take(20.0, t0 + Duration::from_secs(100));
-        assert!(!full.has_tokens(t0 + Duration::from_secs(100)), "capped at capacity");
+        assert!(
+            !full.has_tokens(t0 + Duration::from_secs(100)),
+            "capped at capacity"
+        );
     }
 
     #[test]

@@ -373,7 +373,9 @@ impl Session {
         };
         let resolution = resolve(shared, &mut state, &location)?;
         if let Some(after) = spec.quota.expiry {
-            state.timers.push((std::time::Instant::now() + after, id, Timer::Expire(after)));
+            state
+                .timers
+                .push((std::time::Instant::now() + after, id, Timer::Expire(after)));
         }
         if spec.snapshot.is_some() {
             // A snapshot unwinds through every module: load their symbols now, not while the
@@ -874,14 +876,17 @@ fn run_timers(shared: &Shared) -> std::time::Duration {
 /// The router thread: plants pending probes when libraries appear, runs the quota timers
 /// (expiry, re-arming paused probes), forwards the rest.
 fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>) {
-    let mut wait = std::time::Duration::from_secs(1);
+    // When the timers must be looked at next (also between events: a stream of hits must
+    // not keep an expiry from coming).
+    let mut next = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        let event = match engine_events.recv_timeout(wait) {
+        let now = std::time::Instant::now();
+        if now >= next {
+            next = now + run_timers(&shared);
+        }
+        let event = match engine_events.recv_timeout(next.saturating_duration_since(now)) {
             Ok(e) => e,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                wait = run_timers(&shared);
-                continue;
-            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
         match event {
@@ -896,7 +901,7 @@ fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>
                     probe,
                     Timer::Rearm,
                 ));
-                wait = wait.min(cooldown);
+                next = next.min(std::time::Instant::now() + cooldown);
                 let _ = out.send(Event::ProbePaused {
                     probe,
                     reason,

@@ -50,6 +50,7 @@ fn new_engine(
         stats: EngineStats::default(),
         exited: false,
         budget: crate::quota::OverheadBudget::default(),
+        held_for_snapshots: std::collections::HashMap::new(),
         overhead: crate::quota::Bucket::new(
             crate::quota::OverheadBudget::default().share * 1e9,
             crate::quota::OverheadBudget::default().share * 1e9,

@@ -4,11 +4,11 @@ use super::{
     Command, DetachReport, EngineError, Event, ExecPolicy, Launch, ProbeCounts, ProbeEnd, ProbeId,
     ProbeKind,
 };
-use crate::quota::{Bucket, OverheadBudget, PauseReason, Quota};
 use crate::arch::relocate::Displaced;
 use crate::plan::ValuePlan;
 use crate::ptrace::mem::CodeWriter;
 use crate::ptrace::{self, Stop, Tid};
+use crate::quota::{Bucket, OverheadBudget, PauseReason, Quota};
 use nix::errno::Errno;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -121,7 +121,12 @@ pub(crate) struct ProbeRt {
 
 impl ProbeRt {
     /// A new probe's runtime state, its buckets full.
-    pub fn new(kind: ProbeKind, quota: Quota, literal_bytes: u32, budget: &OverheadBudget) -> ProbeRt {
+    pub fn new(
+        kind: ProbeKind,
+        quota: Quota,
+        literal_bytes: u32,
+        budget: &OverheadBudget,
+    ) -> ProbeRt {
         let now = Instant::now();
         let per_probe = budget.share / 2.0 * 1e9; // ns of stop time per second
         ProbeRt {
@@ -220,6 +225,9 @@ pub(crate) struct Engine {
     /// The process-wide overhead budget and its bucket (ns of thread-stop time).
     pub budget: OverheadBudget,
     pub overhead: Bucket,
+    /// Threads held for snapshots: since when, and for which probes (the hold is charged to
+    /// them when the thread is released).
+    pub held_for_snapshots: HashMap<Tid, (Instant, Vec<ProbeId>)>,
 }
 
 /// Result of a command: keep going, or the engine is done.
@@ -654,6 +662,18 @@ impl Engine {
             t.state = ThreadState::Running;
         }
         crate::hit::resume_displaced(self, tid, regs, bp);
+        // A snapshot's hold is thread-stop time like any other: charge it.
+        if let Some((since, probes)) = self.held_for_snapshots.remove(&tid) {
+            let now = Instant::now();
+            let held = now.saturating_duration_since(since).as_nanos() as u64;
+            self.overhead.take(held as f64, now);
+            for probe in probes {
+                if let Some(p) = self.probes.get_mut(&probe) {
+                    p.overhead.take(held as f64, now);
+                    p.counts.stopped_ns += held;
+                }
+            }
+        }
         // A vfork child served for one stop is forgotten again.
         if self.children.get(&tid).is_some_and(|c| c.running) {
             self.threads.remove(&tid);
