@@ -114,6 +114,7 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
         debug,
         exec_policy: ExecPolicy::Detach,
         overhead,
+        ..SessionOptions::default()
     };
     signals::install();
 

@@ -54,6 +54,11 @@ enum Scenario {
     LogTwoValues,
     /// A counter: hits counted in the engine, nothing sent per hit.
     Counter,
+    /// The same counter, the engine polling for the next stop for 50 µs after each hit
+    /// instead of sleeping in waitpid at once.
+    CounterSpin,
+    /// The 2-value log point with that polling.
+    LogTwoValuesSpin,
     /// A log point whose condition is never true (`o->qty > 1000`): a stop, a read, no line.
     FalseCondition,
     /// A snapshot at each hit (frames, arguments, locals), `--snapshots` of them.
@@ -70,6 +75,8 @@ impl Scenario {
             Scenario::LogNoValues => "scry log, no values",
             Scenario::LogTwoValues => "scry log, 2 values",
             Scenario::Counter => "scry counter",
+            Scenario::CounterSpin => "scry counter, spin 50µs",
+            Scenario::LogTwoValuesSpin => "scry log 2 vals, spin",
             Scenario::FalseCondition => "scry false condition",
             Scenario::Snapshot => "scry snapshot",
             Scenario::GdbDprintf => "gdb dprintf, 2 values",
@@ -202,8 +209,10 @@ fn run_once(
             (n, n)
         }
         _ => {
+            let spin = matches!(scenario, Scenario::CounterSpin | Scenario::LogTwoValuesSpin);
             let options = SessionOptions {
                 overhead: OverheadBudget::unlimited(),
+                spin_after_hit: Duration::from_micros(if spin { 50 } else { 0 }),
                 ..SessionOptions::default()
             };
             // The program's stdout ("ready pid=…") must not mix with the table: it inherits
@@ -220,7 +229,7 @@ fn run_once(
                 condition: (scenario == Scenario::FalseCondition)
                     .then(|| "o->qty > 1000".to_string()),
                 snapshot: (scenario == Scenario::Snapshot).then(SnapshotSpec::default),
-                count_only: scenario == Scenario::Counter,
+                count_only: matches!(scenario, Scenario::Counter | Scenario::CounterSpin),
                 quota: Quota::unlimited(),
             };
             let probe = session.add_probe(&spec)?.id;
@@ -265,7 +274,7 @@ fn run_once(
             let _ = session.detach();
             let c = counts.unwrap_or_default();
             match scenario {
-                Scenario::Counter => (c.executions, c.hits),
+                Scenario::Counter | Scenario::CounterSpin => (c.executions, c.hits),
                 Scenario::Snapshot => (hits, hits),
                 _ => (c.executions.max(hits), hits),
             }
@@ -370,7 +379,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         Scenario::Floor,
         Scenario::LogNoValues,
         Scenario::LogTwoValues,
+        Scenario::LogTwoValuesSpin,
         Scenario::Counter,
+        Scenario::CounterSpin,
         Scenario::FalseCondition,
         Scenario::Snapshot,
     ];

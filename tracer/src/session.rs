@@ -33,6 +33,9 @@ pub struct SessionOptions {
     pub exec_policy: ExecPolicy,
     /// The share of wall time the target's threads may spend stopped by scry.
     pub overhead: crate::quota::OverheadBudget,
+    /// How long the engine polls for the next stop after a hit before sleeping in waitpid
+    /// (docs/performance.md has the measurements behind the default).
+    pub spin_after_hit: std::time::Duration,
 }
 
 impl Default for SessionOptions {
@@ -41,6 +44,7 @@ impl Default for SessionOptions {
             debug: DebugSearch::default(),
             exec_policy: ExecPolicy::Detach,
             overhead: crate::quota::OverheadBudget::default(),
+            spin_after_hit: std::time::Duration::ZERO,
         }
     }
 }
@@ -279,6 +283,7 @@ impl Session {
             link_map_watched: false,
         };
         let _ = engine.set_budget(options.overhead);
+        let _ = engine.set_spin(options.spin_after_hit);
         let shared = Arc::new(Shared {
             pid,
             main_exe,
@@ -879,16 +884,36 @@ fn route(shared: Arc<Shared>, engine_events: Receiver<Event>, out: Sender<Event>
     // When the timers must be looked at next (also between events: a stream of hits must
     // not keep an expiry from coming).
     let mut next = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    // A receiver blocked in recv costs every send a futex wake-up — and the sender is the
+    // engine thread, on the hit path. So while events flow the router does not block: it
+    // takes what is there, then sleeps a little and takes the next batch (a send then wakes
+    // nobody). After a quiet spell it blocks again, so an idle session costs nothing.
+    const BATCH: std::time::Duration = std::time::Duration::from_millis(2);
+    const QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+    let mut last_event = std::time::Instant::now() - QUIET;
     loop {
         let now = std::time::Instant::now();
         if now >= next {
             next = now + run_timers(&shared);
         }
-        let event = match engine_events.recv_timeout(next.saturating_duration_since(now)) {
+        let event = match engine_events.try_recv() {
             Ok(e) => e,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            Err(std::sync::mpsc::TryRecvError::Empty)
+                if now.saturating_duration_since(last_event) < QUIET =>
+            {
+                std::thread::sleep(BATCH);
+                continue;
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                match engine_events.recv_timeout(next.saturating_duration_since(now)) {
+                    Ok(e) => e,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
         };
+        last_event = std::time::Instant::now();
         match event {
             Event::ProbePaused {
                 probe,

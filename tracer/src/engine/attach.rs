@@ -51,6 +51,8 @@ fn new_engine(
         exited: false,
         budget: crate::quota::OverheadBudget::default(),
         held_for_snapshots: std::collections::HashMap::new(),
+        spin: std::time::Duration::ZERO,
+        spin_until: None,
         overhead: crate::quota::Bucket::new(
             crate::quota::OverheadBudget::default().share * 1e9,
             crate::quota::OverheadBudget::default().share * 1e9,

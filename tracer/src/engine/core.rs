@@ -228,6 +228,10 @@ pub(crate) struct Engine {
     /// Threads held for snapshots: since when, and for which probes (the hold is charged to
     /// them when the thread is released).
     pub held_for_snapshots: HashMap<Tid, (Instant, Vec<ProbeId>)>,
+    /// How long to poll for the next stop after a hit before blocking (0: never poll), and
+    /// until when the current poll runs.
+    pub spin: std::time::Duration,
+    pub spin_until: Option<Instant>,
 }
 
 /// Result of a command: keep going, or the engine is done.
@@ -302,11 +306,27 @@ impl Engine {
                     Err(_) => return,
                 }
             }
-            match ptrace::wait_any(true) {
+            // Right after a hit, poll for the next stop for a moment before sleeping in
+            // waitpid: on a hot line the next hit often comes within microseconds, and a
+            // tracer that is still running takes it without a wake-up. When no probe fires
+            // nothing spins.
+            let block = match self.spin_until {
+                Some(until) if Instant::now() < until => false,
+                _ => {
+                    self.spin_until = None;
+                    true
+                }
+            };
+            match ptrace::wait_any(block) {
                 Ok(Some(stop)) => {
                     let woke = Instant::now();
+                    let traps = self.stats.traps;
                     self.on_stop(stop, woke);
+                    if self.stats.traps != traps && !self.spin.is_zero() {
+                        self.spin_until = Some(Instant::now() + self.spin);
+                    }
                 }
+                Ok(None) if !block => std::hint::spin_loop(),
                 Ok(None) | Err(Errno::EINTR) => {}
                 Err(Errno::ECHILD) => {
                     // The kernel says we trace nothing any more.
@@ -364,6 +384,10 @@ impl Engine {
             }
             Command::Counts(reply) => {
                 let _ = reply.send(self.probes.iter().map(|(id, p)| (*id, p.counts)).collect());
+            }
+            Command::SetSpin(spin, reply) => {
+                self.spin = spin;
+                let _ = reply.send(());
             }
             Command::SetBudget(budget, reply) => {
                 let rate = budget.share * 1e9;

@@ -273,6 +273,8 @@ pub(crate) enum Command {
     Counts(Sender<Vec<(ProbeId, ProbeCounts)>>),
     /// The process-wide overhead budget.
     SetBudget(crate::quota::OverheadBudget, Sender<()>),
+    /// How long to poll for the next stop after a hit.
+    SetSpin(std::time::Duration, Sender<()>),
     Detach(Sender<DetachReport>),
 }
 
@@ -407,6 +409,11 @@ impl EngineHandle {
     /// Every probe's counters.
     pub fn counts(&self) -> Result<Vec<(ProbeId, ProbeCounts)>, EngineError> {
         self.call(Command::Counts)
+    }
+
+    /// Sets how long the engine polls for the next stop after a hit before it blocks.
+    pub fn set_spin(&self, spin: std::time::Duration) -> Result<(), EngineError> {
+        self.call(|tx| Command::SetSpin(spin, tx))
     }
 
     /// Sets the process-wide overhead budget.
