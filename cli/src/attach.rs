@@ -399,8 +399,9 @@ pub fn run(args: AttachArgs) -> Result<ExitCode> {
     {
         let mean = s.service_ns_total.checked_div(s.traps).unwrap_or(0);
         note!(
-            "stats: {} traps, mean service {} ns, max {} ns, {} phantom, {} signals passed, {} threads created, {} forks, {} slot pages (mapping took up to {} µs; first hit at a site up to {} µs)",
+            "stats: {} traps ({} emulated, no slot), mean service {} ns, max {} ns, {} phantom, {} signals passed, {} threads created, {} forks, {} slot pages (mapping took up to {} µs; first hit at a site up to {} µs)",
             s.traps,
+            s.emulated,
             mean,
             s.service_ns_max,
             s.phantom_traps,

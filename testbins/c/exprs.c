@@ -195,6 +195,25 @@ long evaluate(const struct sample *s, int k, unsigned char small, double scale, 
 	return s->i + k;
 }
 
+/* Lines whose first instruction changes only registers: scry carries them out on the
+ * registers at a hit instead of running them from a slot (tests/emulation.rs). */
+__attribute__((noinline, noclone))
+int emulated(int seq)
+{
+	int out = seq;
+
+	__asm__ volatile("nop"); // @probe emu_nop
+	__asm__ volatile("lea 8(%%rsp), %%rax" ::: "rax"); // @probe emu_lea
+	__asm__ volatile("mov %%rsp, %%rax" ::: "rax"); // @probe emu_mov
+	/* rsp is never 0: ZF is clear, so the jnz is taken; emulating it wrong runs the ud2
+	 * (SIGILL), as would a wrong jmp. */
+	__asm__ volatile("test %%rsp, %%rsp" ::: "cc"); // @probe emu_test
+	__asm__ volatile("jnz 1f\n\tud2\n1:" ::: "cc"); // @probe emu_jnz
+	__asm__ volatile("jmp 1f\n\tud2\n1:"); // @probe emu_jmp
+	append_line(record_fd, "emulated seq=%d", seq);
+	return out;
+}
+
 static void usage(void)
 {
 	usage_exit("exprs [--iterations N] [--interval-us U] [--record FILE] [--wait-stdin]");
@@ -247,6 +266,7 @@ int main(int argc, char **argv)
 		smp.name = names[seq % 3];
 		snprintf(smp.tag, sizeof smp.tag, "t-%d", seq % 1000);
 		sink += evaluate(&smp, seq % 5, (unsigned char)(seq * 7), 0.75 * seq, seq);
+		sink += emulated(seq);
 		sleep_us(interval_us);
 	}
 	return 0;

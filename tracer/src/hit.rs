@@ -9,8 +9,9 @@
 //! 3. for each probe at this address, the probe's precompiled value plans: one
 //!    process_vm_readv per pointer hop, for all values together (none for register values);
 //! 4. the raw bytes go to a channel (no formatting, no JSON, no I/O here);
-//! 5. PTRACE_SETREGS with RIP pointing at the out-of-line slot that runs the displaced
-//!    instruction and jumps back;
+//! 5. PTRACE_SETREGS: a register-only displaced instruction (nop, jmp, jcc, mov between
+//!    registers, lea) is carried out on the registers here (arch/emulate.rs); any other runs
+//!    from the out-of-line slot RIP now points at, which jumps back;
 //! 6. PTRACE_CONT.
 //!
 //! The first hit at an address builds its slot, and the first in a module maps the slot page
@@ -243,6 +244,17 @@ pub(crate) fn resume_displaced(
     mut regs: libc::user_regs_struct,
     addr: u64,
 ) {
+    // A register-only instruction (nop, jmp, jcc, mov reg-reg, lea) is carried out right
+    // here on the registers: no slot.
+    if let Some(bp) = e.bps.get(&addr)
+        && let Some(em) = crate::arch::emulate::classify(&bp.displaced.insn)
+    {
+        crate::arch::emulate::apply(&em, &mut regs, addr, bp.displaced.len);
+        e.stats.emulated += 1;
+        let _ = ptrace::set_regs(tid, &regs);
+        e.resume(tid, 0);
+        return;
+    }
     match e.ensure_slot(addr, tid, &regs) {
         Ok(slot) => regs.rip = slot.start,
         Err(why) if e.bps.contains_key(&addr) => {

@@ -40,6 +40,8 @@ pub struct EngineStats {
     pub slot_page_ns_max: u64,
     /// Longest time spent building and writing one slot on a hit, ns.
     pub slot_build_ns_max: u64,
+    /// Hits whose displaced instruction was carried out on the registers (no slot).
+    pub emulated: u64,
 }
 
 /// A thread of the target (or of a vfork child sharing its memory).

@@ -92,7 +92,10 @@ impl Engine {
         near: u64,
         displaced: &Displaced,
     ) -> Result<(), String> {
-        if self.slot_of.contains_key(&addr) {
+        // Register-only instructions are carried out on the hit path: no slot at all.
+        if self.slot_of.contains_key(&addr)
+            || crate::arch::emulate::classify(&displaced.insn).is_some()
+        {
             return Ok(());
         }
         if self.slots.gadget.is_none() {
