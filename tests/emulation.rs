@@ -82,3 +82,32 @@ fn other_instructions_still_run_from_a_slot() {
         "{stats}"
     );
 }
+
+#[test]
+fn an_instruction_neither_can_run_is_refused_at_set_time_with_the_nearest_that_works() {
+    require_ptrace();
+    let target = Target::spawn("exprs-O0", &["--interval-us", "1000"]);
+    let loc = probe_location("exprs.c", "refused_syscall");
+    let (code, _, stderr) = scry_tests::scry::run_scry(
+        &[
+            "attach",
+            "--pid",
+            &target.pid().to_string(),
+            "--log",
+            &loc,
+            "x",
+        ],
+        std::time::Duration::from_secs(20),
+    );
+    let err = stderr.join("\n");
+    assert_ne!(code, 0, "accepted: {err}");
+    assert!(
+        err.contains("syscall") && err.contains("probe the line before it"),
+        "the reason: {err}"
+    );
+    assert!(
+        err.contains("the nearest instruction that can be probed is at 0x") && err.contains("nop"),
+        "the nearest address that works: {err}"
+    );
+    code_bytes_match_file(target.pid(), testbin("exprs-O0")).unwrap();
+}

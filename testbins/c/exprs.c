@@ -214,6 +214,15 @@ int emulated(int seq)
 	return out;
 }
 
+/* Never called: a line that starts with an instruction scry refuses to displace (a syscall
+ * run from a slot would report the slot's address), for the set-time error. */
+__attribute__((noinline, noclone, used))
+void refused_site(void)
+{
+	__asm__ volatile("syscall" ::: "rax", "rcx", "r11", "memory"); // @probe refused_syscall
+	__asm__ volatile("nop");
+}
+
 static void usage(void)
 {
 	usage_exit("exprs [--iterations N] [--interval-us U] [--record FILE] [--wait-stdin]");

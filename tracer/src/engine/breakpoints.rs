@@ -133,7 +133,13 @@ impl Engine {
                 *b = bp.orig;
             }
         }
-        let displaced = relocate::decode(&bytes, addr).map_err(|e| err(e.to_string()))?;
+        let displaced = match relocate::decode(&bytes, addr) {
+            Ok(d) => d,
+            Err(e @ relocate::RelocError::Refused { .. }) => {
+                return Err(err(format!("{e}{}", self.nearest_workable(addr))));
+            }
+            Err(e) => return Err(err(e.to_string())),
+        };
         for other in self.bps.keys() {
             if addr < *other && *other < addr + displaced.len as u64 {
                 return Err(err(format!(
@@ -148,6 +154,47 @@ impl Engine {
             near,
             users: Vec::new(),
         })
+    }
+
+    /// For a refused instruction at `addr`: where the next instruction that can be probed is
+    /// (within the following 64 bytes), as advice for the error message.
+    fn nearest_workable(&self, addr: u64) -> String {
+        let mut code = [0u8; 80];
+        if self.code.read(addr, &mut code).is_err() {
+            return String::new();
+        }
+        let mut at = 0usize;
+        let mut skipped = 0;
+        while at < 64 {
+            let Ok(d) = relocate::decode(&code[at..], addr + at as u64) else {
+                // Refused too (or undecodable): step over it and keep looking.
+                let mut dec = iced_x86::Decoder::with_ip(
+                    64,
+                    &code[at..],
+                    addr + at as u64,
+                    iced_x86::DecoderOptions::NONE,
+                );
+                let len = dec.decode().len().max(1);
+                at += len;
+                skipped += 1;
+                continue;
+            };
+            if at == 0 {
+                return String::new();
+            }
+            return format!(
+                "; the nearest instruction that can be probed is at {:#x} ({}, {at} bytes further{}): \
+                 probe the next line, or that function's next statement",
+                addr + at as u64,
+                d.text,
+                if skipped > 1 {
+                    ", past other refused ones"
+                } else {
+                    ""
+                }
+            );
+        }
+        String::new()
     }
 
     /// Removes a probe from every int3 it uses; an int3 nobody uses any more is removed.
