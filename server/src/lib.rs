@@ -1,1 +1,3 @@
-//! scry management server: agents, actions, events, users, audit. Built in the "three tiers" issue.
+//! scry management server: agents, actions, events, users, audit.
+
+pub mod api;
