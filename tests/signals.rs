@@ -40,6 +40,9 @@ fn the_target_counts_exactly_the_signals_sent_to_it() {
         "SIGSTOP did not stop the target: {:?}",
         thread_states(target.pid())
     );
+    // Lines of hits made before the stop may still be on their way (events reach stdout in
+    // batches, a few ms late): let them arrive, then nothing more may come.
+    std::thread::sleep(Duration::from_millis(100));
     let during = scry.stdout().len();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(

@@ -117,6 +117,15 @@ pub struct SourceLoc {
     pub line: Option<u32>,
 }
 
+/// The GNU build-id of the ELF file at `path`, hex; None if it has none or cannot be read.
+pub fn build_id_of_file(path: &Path) -> Option<String> {
+    use object::Object;
+    let data = std::fs::read(path).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let id = file.build_id().ok().flatten()?;
+    Some(id.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Errors of the symbol layer. Each message names what was looked for and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolError {
