@@ -1,8 +1,11 @@
 //! `scry`: the one binary. For now: `scry attach` (one-shot local log points) and `scry demo`.
 
+mod agent;
 mod attach;
 mod bench;
+mod client;
 mod demo;
+mod http;
 mod output;
 mod signals;
 
@@ -25,6 +28,56 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure what probes cost a hot loop, side by side with the baseline and gdb.
     Bench(bench::BenchArgs),
+    /// Attach to a process and keep its probes in line with the management server.
+    Agent(agent::AgentArgs),
+    /// List the agents the server knows.
+    Agents(client::ServerOpts),
+    /// Log points: `scry log add LOC TEMPLATE`.
+    Log {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(subcommand)]
+        cmd: client::LogCmd,
+    },
+    /// Snapshot points: `scry snapshot add LOC`, `scry snapshot show ID`.
+    Snapshot {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(subcommand)]
+        cmd: client::SnapshotCmd,
+    },
+    /// Metrics: `scry metric add counter|tictoc|duration|value LOC`.
+    Metric {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(subcommand)]
+        cmd: client::MetricCmd,
+    },
+    /// List the actions and their state on each agent.
+    Actions(client::ServerOpts),
+    /// `scry action rm ID`.
+    Action {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(subcommand)]
+        cmd: client::ActionCmd,
+    },
+    /// Log lines (`--follow` to keep printing them).
+    Logs {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(flatten)]
+        args: client::LogsArgs,
+    },
+    /// Snapshots taken.
+    Snapshots {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(flatten)]
+        args: client::SnapshotsArgs,
+    },
+    /// Metric values.
+    Metrics(client::ServerOpts),
 }
 
 /// Exit codes (documented in README.md):
@@ -36,6 +89,20 @@ fn main() -> ExitCode {
         Command::Attach(args) => attach::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Agents(opts) => return client::exit_code(client::agents(&opts)),
+        Command::Log { opts, cmd } => return client::exit_code(client::log(&opts, &cmd)),
+        Command::Snapshot { opts, cmd } => {
+            return client::exit_code(client::snapshot(&opts, &cmd));
+        }
+        Command::Metric { opts, cmd } => return client::exit_code(client::metric(&opts, &cmd)),
+        Command::Actions(opts) => return client::exit_code(client::actions(&opts)),
+        Command::Action { opts, cmd } => return client::exit_code(client::action(&opts, &cmd)),
+        Command::Logs { opts, args } => return client::exit_code(client::logs(&opts, &args)),
+        Command::Snapshots { opts, args } => {
+            return client::exit_code(client::snapshots(&opts, &args));
+        }
+        Command::Metrics(opts) => return client::exit_code(client::metrics(&opts)),
     };
     match result {
         Ok(code) => code,
