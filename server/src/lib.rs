@@ -1,3 +1,285 @@
-//! scry management server: agents, actions, events, users, audit.
+//! scry management server: agents, actions, events.
+//!
+//! Agents (`scry agent`, one per traced process) register, long-poll their *desired state*
+//! (the actions that target them) and upload events; clients create actions and read the
+//! events. The wire protocol is [`api`] (its module doc has the route table); the OpenAPI 3
+//! document is served at `GET /v1/openapi.json` ([`openapi`]).
+//!
+//! # Entry points
+//!
+//! [`serve`] runs the server on a tokio runtime until a shutdown future resolves;
+//! [`run_blocking`] does the same with its own runtime, stopping on SIGINT or SIGTERM.
+//!
+//! # Storage
+//!
+//! One SQLite database, `DATA_DIR/scry.db`, in WAL mode with `synchronous=FULL`. Its schema
+//! is a list of migrations ([`db::MIGRATIONS`]) applied in order at start, the step reached
+//! kept in `PRAGMA user_version`; a database from a newer scry is refused.
+//!
+//! | table | what |
+//! |---|---|
+//! | `meta` | `version` (the desired-state version: bumped on every change of actions or agents, never reset) and `next_action` (the N of the next `act-N`) |
+//! | `agents` | id, host, pid, executable, build-id, tags (JSON), first/last seen, dropped events; `online` = polled within 60 s or polling now |
+//! | `actions` | id, the [`api::NewAction`] as JSON, creation time |
+//! | `action_states` | per (action, agent): state, reason, hits, as the agent reported them |
+//! | `logs` | log lines; `seq` is an AUTOINCREMENT key, so ascending and never reused |
+//! | `snapshots` | snapshot bodies (JSON) with their top frame for lists |
+//! | `metric_samples` | the samples as uploaded |
+//! | `metric_totals` | running totals per (action, agent): what `/v1/metrics` and `/metrics` show; retention never trims them, so counters never go down |
+//!
+//! Retention ([`Retention`]): at most 100,000 log lines, 1,000 snapshots and 100,000 metric
+//! samples (the oldest go first, checked after every batch of events), and nothing older
+//! than 7 days (checked at start and every minute).
+//!
+//! # Threads
+//!
+//! * The **tokio runtime** runs hyper (HTTP/1.1) and the handlers. It never calls SQLite.
+//! * The **writer thread** ([`writer`]) owns the one writing connection. Handlers send it
+//!   write requests over a channel; it applies all the requests waiting in one transaction
+//!   and answers each only after the commit. Whatever the server acknowledged is on disk, so
+//!   a restart loses nothing acknowledged. After a commit it publishes the new version and
+//!   the last log seq on `watch` channels, which wake the long polls.
+//! * **Reads** run on tokio's blocking threads (`spawn_blocking`) with a small pool of
+//!   read-only connections ([`readers`]).
+//!
+//! # Authentication
+//!
+//! None yet: [`routes::authorize`] is called on every request and allows everything.
 
 pub mod api;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod readers;
+pub mod routes;
+pub mod time;
+pub mod validate;
+pub mod writer;
+
+pub use error::{HttpError, ServerError};
+pub use routes::{Principal, authorize};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen (port 0: any free port, reported through `serve`'s `bound`).
+    pub listen: SocketAddr,
+    /// The directory of the database (created if missing).
+    pub data_dir: PathBuf,
+    /// How much history to keep.
+    pub retention: Retention,
+}
+
+/// How many events, and how old, the server keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Log lines kept (default 100,000); the oldest go first.
+    pub max_log_lines: u64,
+    /// Snapshots kept (default 1,000).
+    pub max_snapshots: u64,
+    /// Events older than this (by arrival) are deleted (default 7 days).
+    pub max_age: Duration,
+    /// Metric samples kept (default 100,000); the totals behind `/metrics` are not trimmed.
+    pub max_metric_samples: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_log_lines: 100_000,
+            max_snapshots: 1_000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_metric_samples: 100_000,
+        }
+    }
+}
+
+/// How often age-based retention runs (it also runs at start).
+pub const RETENTION_PERIOD: Duration = Duration::from_secs(60);
+
+/// How long a stop waits for requests in flight before cutting them.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs the server until `shutdown` resolves. It opens (or creates and migrates) the
+/// database, binds, sends the bound address through `bound` (so port 0 works), then serves.
+/// On shutdown it stops accepting, answers the long polls at once, lets requests in flight
+/// finish (up to 10 s), and waits for the writer thread to commit what it was given.
+pub async fn serve(
+    config: ServerConfig,
+    bound: oneshot::Sender<SocketAddr>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let dir = config.data_dir.clone();
+    let open_dir = dir.clone();
+    let (conn, version, last_seq) = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&open_dir).map_err(|source| ServerError::DataDir {
+            dir: open_dir.clone(),
+            source,
+        })?;
+        let conn = db::open_writer(&open_dir)?;
+        let fail = |source| ServerError::Database {
+            path: open_dir.join(db::DB_FILE),
+            source,
+        };
+        let version = db::version(&conn).map_err(fail)?;
+        let last_seq: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM logs", [], |r| r.get(0))
+            .map_err(fail)?;
+        Ok::<_, ServerError>((conn, version, last_seq as u64))
+    })
+    .await
+    .expect("opening the database does not panic")?;
+
+    let published = Arc::new(writer::Published {
+        version: watch::channel(version).0,
+        last_log_seq: watch::channel(last_seq).0,
+    });
+    let (writer, writer_thread) =
+        writer::start(conn, config.retention.clone(), Arc::clone(&published))
+            .map_err(ServerError::Thread)?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let _ = bound.send(local);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = Arc::new(routes::App {
+        writer: writer.clone(),
+        readers: readers::Readers::new(dir),
+        published,
+        polling: Mutex::new(Default::default()),
+        stopping: stop_rx.clone(),
+    });
+
+    let retention_task = tokio::spawn({
+        let writer = writer.clone();
+        async move {
+            let mut tick = tokio::time::interval(RETENTION_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = writer.write(writer::Op::Retention).await {
+                    eprintln!("scry server: retention failed: {e}");
+                }
+            }
+        }
+    });
+    drop(writer);
+
+    let mut conns = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    conns.spawn(serve_connection(Arc::clone(&app), stream, stop_rx.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: not fatal, retry shortly.
+                    eprintln!("scry server: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+    retention_task.abort();
+    let _ = retention_task.await;
+    drop(app);
+    // Every writer handle is gone: the thread commits what it holds and ends.
+    tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .ok();
+    Ok(())
+}
+
+async fn serve_connection(
+    app: Arc<routes::App>,
+    stream: tokio::net::TcpStream,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = service_fn(move |req| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Infallible>(routes::handle(app, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Runs the server on its own tokio runtime until SIGINT or SIGTERM, printing
+/// `scry server listening on http://ADDR (data: DIR)` to stderr once bound.
+pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("scry-server")
+        .build()?;
+    runtime.block_on(async move {
+        let data = config.data_dir.clone();
+        let (bound_tx, bound_rx) = oneshot::channel();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        let server = tokio::spawn(serve(config, bound_tx, shutdown));
+        if let Ok(addr) = bound_rx.await {
+            eprintln!(
+                "scry server listening on http://{addr} (data: {})",
+                data.display()
+            );
+        }
+        server.await??;
+        eprintln!("scry server stopped");
+        Ok(())
+    })
+}
