@@ -115,8 +115,9 @@ struct Planted {
     probes: Vec<ProbeId>,
     /// Metric accumulation since the last flush.
     metric: MetricAcc,
-    /// Tic-toc: the tic's time per thread.
-    tics: HashMap<i32, SystemTime>,
+    /// Tic-toc and duration: the start time per (thread, stack pointer at entry; 0 for a
+    /// tic-toc).
+    tics: HashMap<(i32, u64), SystemTime>,
     hits: u64,
 }
 
@@ -325,11 +326,30 @@ fn serve_process(
                             p.metric.values.push(v);
                         }
                     }
-                    (ActionKind::Metric, Some(MetricKind::Tictoc | MetricKind::Duration)) => {
-                        // The first probe is the tic, the second the toc.
+                    (
+                        ActionKind::Metric,
+                        Some(kind @ (MetricKind::Tictoc | MetricKind::Duration)),
+                    ) => {
+                        // The first probe is the tic, the second the toc. A duration pairs a
+                        // function's entry with its return by thread *and* stack pointer
+                        // (the same at entry and at every way out), so recursion pairs up.
+                        let sp = if kind == MetricKind::Duration {
+                            r.values
+                                .first()
+                                .and_then(|(_, v)| output::value_json(v).as_u64())
+                                .unwrap_or(0)
+                        } else {
+                            0
+                        };
+                        let key = (hit.tid, sp);
                         if hit.probe == p.probes[0] {
-                            p.tics.insert(hit.tid, hit.time);
-                        } else if let Some(t0) = p.tics.remove(&hit.tid)
+                            p.tics.insert(key, hit.time);
+                            // A frame left by longjmp or an exception never returns: bound
+                            // what is kept.
+                            if p.tics.len() > 10_000 {
+                                p.tics.clear();
+                            }
+                        } else if let Some(t0) = p.tics.remove(&key)
                             && let Ok(d) = hit.time.duration_since(t0)
                         {
                             let s = d.as_secs_f64();
@@ -531,7 +551,31 @@ fn probe_specs(a: &Action) -> Vec<ProbeSpec> {
             template: format!("{{{}}}", s.template),
             ..base
         }],
-        (ActionKind::Metric, Some(MetricKind::Tictoc | MetricKind::Duration)) => {
+        (ActionKind::Metric, Some(MetricKind::Duration)) => {
+            // The function's first instruction and every way out, each reading the stack
+            // pointer (the return address's slot: the same at entry and at return).
+            let q = Quota {
+                lines_per_sec: f64::INFINITY,
+                bytes_per_sec: f64::INFINITY,
+                ..quota
+            };
+            vec![
+                ProbeSpec {
+                    location: format!("{}@entry", s.location),
+                    template: "{$rsp}".into(),
+                    quota: q,
+                    ..base.clone()
+                },
+                ProbeSpec {
+                    location: format!("{}@return", s.location),
+                    template: "{$rsp}".into(),
+                    quota: q,
+                    condition: None,
+                    ..base
+                },
+            ]
+        }
+        (ActionKind::Metric, Some(MetricKind::Tictoc)) => {
             let end = s.end_location.clone().unwrap_or_default();
             // Lines with no text: only their thread and time matter (no line rate).
             let q = Quota {

@@ -111,7 +111,8 @@ pub enum MetricKindArg {
 #[derive(Subcommand, Debug)]
 pub enum MetricCmd {
     /// Add a metric: counter (hits of LOC), tictoc (LOC to --end LOC on a thread), duration
-    /// (LOC's function, entry to return: give --end as its return line), value (--expr at LOC).
+    /// (LOC is a function: its entry to its return, every return path, recursion-safe), value
+    /// (--expr's numbers at LOC, as a histogram).
     Add {
         kind: MetricKindArg,
         location: String,
@@ -353,8 +354,8 @@ pub fn metric(opts: &ServerOpts, cmd: &MetricCmd) -> Result<()> {
         MetricKindArg::Duration => MetricKind::Duration,
         MetricKindArg::Value => MetricKind::Value,
     };
-    if matches!(metric, MetricKind::Tictoc | MetricKind::Duration) && end_location.is_none() {
-        anyhow::bail!("a {kind:?} metric needs --end LOC (where the time stops)");
+    if metric == MetricKind::Tictoc && end_location.is_none() {
+        anyhow::bail!("a tictoc metric needs --end LOC (where the time stops on the same thread)");
     }
     if metric == MetricKind::Value && expression.is_none() {
         anyhow::bail!("a value metric needs --expr EXPR (the number to observe)");

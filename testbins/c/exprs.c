@@ -214,6 +214,20 @@ int emulated(int seq)
 	return out;
 }
 
+/* Recursive (not a loop, at -O2 too): function@entry and function@return must pair up
+ * per frame (tests/returns.rs). */
+__attribute__((noinline, noipa))
+int recurse(int n)
+{
+	int r;
+
+	if (n <= 0)
+		return 0;
+	r = recurse(n - 1);
+	__asm__ volatile("" ::: "memory");
+	return r + n;
+}
+
 /* Never called: a line that starts with an instruction scry refuses to displace (a syscall
  * run from a slot would report the slot's address), for the set-time error. */
 __attribute__((noinline, noclone, used))
@@ -276,6 +290,7 @@ int main(int argc, char **argv)
 		snprintf(smp.tag, sizeof smp.tag, "t-%d", seq % 1000);
 		sink += evaluate(&smp, seq % 5, (unsigned char)(seq * 7), 0.75 * seq, seq);
 		sink += emulated(seq);
+		sink += recurse(seq % 4);
 		sleep_us(interval_us);
 	}
 	return 0;

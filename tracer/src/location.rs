@@ -17,6 +17,18 @@ pub enum LocationSpec {
         module: Option<String>,
         name: String,
     },
+    /// `function@entry`: the function's very first instruction, before the prologue (the
+    /// stack pointer there points at the return address).
+    FunctionEntry {
+        module: Option<String>,
+        name: String,
+    },
+    /// `function@return`: every way out of the function — each `ret`, and each jump to
+    /// another function (a tail call); the stack pointer there is the one at entry.
+    FunctionReturns {
+        module: Option<String>,
+        name: String,
+    },
 }
 
 /// A location that could not be parsed.
@@ -71,10 +83,12 @@ impl LocationSpec {
             if rest.is_empty() {
                 return Err(bad("nothing after the module name"));
             }
-            return Ok(LocationSpec::Function {
+            return LocationSpec::Function {
                 module: Some(m.to_string()),
                 name: rest.to_string(),
-            });
+            }
+            .with_suffix()
+            .map_err(|w| bad(w));
         }
         if t.contains(char::is_whitespace) {
             return Err(bad("it contains spaces"));
@@ -82,15 +96,39 @@ impl LocationSpec {
         Ok(LocationSpec::Function {
             module: None,
             name: t.to_string(),
-        })
+        }
+        .with_suffix()
+        .map_err(|w| bad(w))?)
+    }
+
+    /// `f@entry` and `f@return` from a function location named so.
+    fn with_suffix(self) -> Result<LocationSpec, &'static str> {
+        let LocationSpec::Function { module, name } = self else {
+            return Ok(self);
+        };
+        match name.rsplit_once('@') {
+            Some((f, "entry")) if !f.is_empty() => Ok(LocationSpec::FunctionEntry {
+                module,
+                name: f.to_string(),
+            }),
+            Some((f, "return")) if !f.is_empty() => Ok(LocationSpec::FunctionReturns {
+                module,
+                name: f.to_string(),
+            }),
+            Some(_) => {
+                Err("after '@' say `entry` (the first instruction) or `return` (every way out)")
+            }
+            None => Ok(LocationSpec::Function { module, name }),
+        }
     }
 
     /// The module prefix, if any.
     pub fn module(&self) -> Option<&str> {
         match self {
-            LocationSpec::Line { module, .. } | LocationSpec::Function { module, .. } => {
-                module.as_deref()
-            }
+            LocationSpec::Line { module, .. }
+            | LocationSpec::Function { module, .. }
+            | LocationSpec::FunctionEntry { module, .. }
+            | LocationSpec::FunctionReturns { module, .. } => module.as_deref(),
         }
     }
 }
@@ -103,6 +141,8 @@ impl fmt::Display for LocationSpec {
         match self {
             LocationSpec::Line { file, line, .. } => write!(f, "{file}:{line}"),
             LocationSpec::Function { name, .. } => write!(f, "{name}"),
+            LocationSpec::FunctionEntry { name, .. } => write!(f, "{name}@entry"),
+            LocationSpec::FunctionReturns { name, .. } => write!(f, "{name}@return"),
         }
     }
 }
@@ -119,6 +159,30 @@ pub fn module_matches(path: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn function_entry_and_returns() {
+        assert_eq!(
+            LocationSpec::parse("process_order@return").unwrap(),
+            LocationSpec::FunctionReturns {
+                module: None,
+                name: "process_order".into()
+            }
+        );
+        assert_eq!(
+            LocationSpec::parse("libshared.so:shared_fn@entry").unwrap(),
+            LocationSpec::FunctionEntry {
+                module: Some("libshared.so".into()),
+                name: "shared_fn".into()
+            }
+        );
+        assert!(
+            LocationSpec::parse("f@exit")
+                .unwrap_err()
+                .to_string()
+                .contains("`entry`")
+        );
+    }
 
     #[test]
     fn parses_every_form() {

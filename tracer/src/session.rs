@@ -694,6 +694,12 @@ fn resolve(
                 symbols.resolve_line(file, *line)
             }
             LocationSpec::Function { name, .. } => symbols.resolve_function(name),
+            LocationSpec::FunctionEntry { name, .. } => {
+                symbols.resolve_function_bounds(name, false)
+            }
+            LocationSpec::FunctionReturns { name, .. } => {
+                symbols.resolve_function_bounds(name, true)
+            }
         };
         match result {
             Ok(found) => sites.extend(found.into_iter().map(|s| (*idx, s))),

@@ -293,6 +293,83 @@ impl ModuleSymbols {
             name,
         )
     }
+    /// `name@entry` (`returns == false`): the first instruction of each out-of-line copy of
+    /// the function; `name@return`: every way out of it — each `ret`, and each jump that
+    /// leaves it (a tail call) — found by decoding the function's code from the file.
+    pub fn resolve_function_bounds(
+        &self,
+        name: &str,
+        returns: bool,
+    ) -> Result<Vec<Site>, SymbolError> {
+        let sites = self.resolve_function(name)?;
+        let data = std::fs::read(&self.path).map_err(|cause| SymbolError::Io {
+            path: self.path.clone(),
+            cause,
+        })?;
+        let mut out: Vec<Site> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for s in sites.iter().filter(|s| !s.inlined) {
+            let Some((start, end)) = self.symbols.function_bounds(s.addr.0) else {
+                continue;
+            };
+            if !seen.insert(start) {
+                continue;
+            }
+            let site = |addr: u64| {
+                let loc = self.describe(FileAddr(addr));
+                Site {
+                    addr: FileAddr(addr),
+                    function: s.function.clone(),
+                    file: loc.file.unwrap_or_default(),
+                    line: loc.line.unwrap_or(0),
+                    inlined: false,
+                }
+            };
+            if !returns {
+                out.push(site(start));
+                continue;
+            }
+            let Some(code) = self.file_bytes(&data, start, end - start) else {
+                continue;
+            };
+            let mut dec =
+                iced_x86::Decoder::with_ip(64, code, start, iced_x86::DecoderOptions::NONE);
+            while dec.can_decode() {
+                let insn = dec.decode();
+                let leaves = match insn.flow_control() {
+                    iced_x86::FlowControl::Return => true,
+                    iced_x86::FlowControl::UnconditionalBranch => {
+                        let t = insn.near_branch_target();
+                        insn.is_jmp_short_or_near() && (t < start || t >= end)
+                    }
+                    _ => false,
+                };
+                if leaves {
+                    out.push(site(insn.ip()));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(SymbolError::Unsupported {
+                what: format!("{name}@{}", if returns { "return" } else { "entry" }),
+                detail: "the function's bounds are not in the symbol table (no size), so its \
+                         ways out cannot be found; probe its return lines instead"
+                    .into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `len` bytes of the file at file address `addr` (from the PT_LOAD segment holding it).
+    fn file_bytes<'d>(&self, data: &'d [u8], addr: u64, len: u64) -> Option<&'d [u8]> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.vaddr <= addr && addr + len <= s.vaddr + s.filesz)?;
+        let off = (seg.offset + addr - seg.vaddr) as usize;
+        data.get(off..off + len as usize)
+    }
+
     /// Function, file and line of `pc` (the innermost inlined function).
     pub fn describe(&self, pc: FileAddr) -> SourceLoc {
         let mut loc = match &self.dwarf {

@@ -103,6 +103,17 @@ impl SymbolTable {
         self.funcs_by_name.keys().map(String::as_str)
     }
 
+    /// The bounds `[start, end)` of the function symbol containing `addr` (None for a
+    /// symbol without a size: where it ends is not known).
+    pub fn function_bounds(&self, addr: u64) -> Option<(u64, u64)> {
+        let i = self
+            .funcs
+            .partition_point(|f| f.addr <= addr)
+            .checked_sub(1)?;
+        let f = &self.funcs[i];
+        (f.size > 0 && addr < f.addr + f.size).then_some((f.addr, f.addr + f.size))
+    }
+
     /// The function symbol containing `addr`, and the offset into it. A symbol without a
     /// size (hand-written assembly) is taken to extend to the next symbol.
     pub fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
