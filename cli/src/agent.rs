@@ -134,12 +134,14 @@ struct MetricAcc {
 const DURATION_BOUNDS: &[f64] = &[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0];
 const VALUE_BOUNDS: &[f64] = &[0.0, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
 
+/// Observations per bucket (not cumulative). Those above the last bound are in the sample's
+/// `count` only: the +Inf bucket is the count (JSON has no infinity).
 fn buckets(values: &[f64], bounds: &[f64]) -> Vec<(f64, u64)> {
     let mut out: Vec<(f64, u64)> = bounds.iter().map(|b| (*b, 0)).collect();
-    out.push((f64::INFINITY, 0));
     for v in values {
-        let i = bounds.iter().position(|b| v <= b).unwrap_or(bounds.len());
-        out[i].1 += 1;
+        if let Some(i) = bounds.iter().position(|b| v <= b) {
+            out[i].1 += 1;
+        }
     }
     out
 }

@@ -28,6 +28,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure what probes cost a hot loop, side by side with the baseline and gdb.
     Bench(bench::BenchArgs),
+    /// Run the management server (agents, actions, events; SQLite in --data).
+    Server(ServerArgs),
     /// Attach to a process and keep its probes in line with the management server.
     Agent(agent::AgentArgs),
     /// List the agents the server knows.
@@ -80,6 +82,26 @@ enum Command {
     Metrics(client::ServerOpts),
 }
 
+/// `scry server [--listen ADDR] [--data DIR]`.
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Address to listen on (plain HTTP: keep it on loopback until the security issue's TLS).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: std::net::SocketAddr,
+    /// Where the SQLite database lives (created if missing).
+    #[arg(long, default_value = "./scry-data")]
+    data: std::path::PathBuf,
+}
+
+fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    scry_server::run_blocking(scry_server::ServerConfig {
+        listen: args.listen,
+        data_dir: args.data,
+        retention: scry_server::Retention::default(),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Exit codes (documented in README.md):
 /// 0 clean end (duration, max hits, signal, target exit); 1 error (attach, probe, target);
 /// 2 usage error (from clap); 3 detach reported a problem.
@@ -89,6 +111,7 @@ fn main() -> ExitCode {
         Command::Attach(args) => attach::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Server(args) => run_server(args),
         Command::Agent(args) => agent::run(args),
         Command::Agents(opts) => return client::exit_code(client::agents(&opts)),
         Command::Log { opts, cmd } => return client::exit_code(client::log(&opts, &cmd)),

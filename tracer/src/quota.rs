@@ -119,10 +119,12 @@ impl Bucket {
         self.tokens > 0.0
     }
 
-    /// Takes `n` tokens; the bucket may go below zero (a hit is charged after it is served).
+    /// Takes `n` tokens; the bucket may go below zero (a hit is charged after it is served),
+    /// but its debt is capped at one capacity: one long stop (a snapshot's hold) pauses the
+    /// probes for about a refill, not for minutes.
     pub fn take(&mut self, n: f64, now: Instant) {
         self.refill(now);
-        self.tokens -= n;
+        self.tokens = (self.tokens - n).max(-self.capacity);
     }
 
     /// How long until the bucket is half full again.
