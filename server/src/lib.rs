@@ -151,6 +151,11 @@ pub async fn serve(
         writer::start(conn, config.retention.clone(), Arc::clone(&published))
             .map_err(ServerError::Thread)?;
 
+    // Retention at start, before anything is served.
+    if let Err(e) = writer.write(writer::Op::Retention).await {
+        eprintln!("scry server: retention failed: {e}");
+    }
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Listen {
@@ -177,7 +182,8 @@ pub async fn serve(
     let retention_task = tokio::spawn({
         let writer = writer.clone();
         async move {
-            let mut tick = tokio::time::interval(RETENTION_PERIOD);
+            let start = tokio::time::Instant::now() + RETENTION_PERIOD;
+            let mut tick = tokio::time::interval_at(start, RETENTION_PERIOD);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

@@ -334,9 +334,12 @@ fn parse_json<T: DeserializeOwned>(body: &[u8], schema: &str) -> Result<T, HttpE
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        let error = match e.classify() {
-            serde_json::error::Category::Data => "invalid request body",
-            _ => "malformed JSON",
+        // serde_json calls some type errors syntax errors (an integer for an enum): whether
+        // the body is JSON at all decides.
+        let error = if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+            "invalid request body"
+        } else {
+            "malformed JSON"
         };
         HttpError::bad_request(
             error,
