@@ -1,16 +1,20 @@
-//! `scry demo`: the whole local loop in one command, on a program bundled into scry.
+//! `scry demo`: the three tiers in one command, on a program bundled into scry.
 //!
-//! Builds the bundled `loop.c` with the system C compiler, starts it, attaches, plants a log
-//! point with values, prints hits for a few seconds, detaches, and shows that the program kept
-//! running, untouched. Cleans up everything it started. (The three-tiers issue turns this into
-//! the server + agent + client demo.)
+//! Builds the bundled `loop.c` with the system C compiler and starts it; starts a management
+//! server (`scry server`, SQLite in a temporary directory) and an agent (`scry agent`)
+//! attached to the program; adds a log point, a snapshot and a counter through the server's
+//! API, exactly as `scry log add` & co. do; shows them arriving; removes them; stops the agent
+//! and shows the program kept running, untraced. Cleans up everything it started.
 
-use crate::output;
+use crate::http::Client;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use scry_tracer::{Event, ProbeSpec, Session, SessionOptions};
+use scry_server::api::{
+    Action, ActionKind, Agent, LogLine, MetricKind, MetricSeries, NewAction, SnapshotSummary,
+    StoredSnapshot, Target,
+};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 /// The bundled program's source.
@@ -20,19 +24,30 @@ const TESTBIN_H: &str = include_str!("../../testbins/c/testbin.h");
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// How long to print hits.
+    /// How long to show log lines arriving.
     #[arg(long, default_value_t = 3.0, value_name = "SECS")]
     pub duration: f64,
 }
 
+/// Everything the demo started, stopped and removed on the way out, whatever happens.
 struct Cleanup {
     dir: std::path::PathBuf,
-    child: Option<std::process::Child>,
+    children: Vec<Child>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
+        for c in self.children.iter_mut().rev() {
+            // SIGTERM first: the agent detaches cleanly, the server commits and stops.
+            // SAFETY: kill(2) of our own child process.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -52,13 +67,62 @@ fn marker_line(source: &str, marker: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// Waits for `child`'s stderr to print a line containing `needle`; returns that line (the rest
+/// of its stderr is drained in the background).
+fn wait_line(child: &mut Child, needle: &str, timeout: Duration) -> Result<String> {
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains(needle) {
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return Ok(line);
+        }
+    }
+    bail!("timed out waiting for {needle:?}")
+}
+
+fn action(
+    kind: ActionKind,
+    metric: Option<MetricKind>,
+    location: &str,
+    template: &str,
+) -> NewAction {
+    let mut tags = std::collections::BTreeMap::new();
+    tags.insert("app".to_string(), "demo".to_string());
+    NewAction {
+        kind,
+        metric,
+        location: location.to_string(),
+        end_location: None,
+        template: template.to_string(),
+        condition: None,
+        watches: if kind == ActionKind::Snapshot {
+            vec!["o->qty * o->price".into()]
+        } else {
+            Vec::new()
+        },
+        target: Target {
+            agents: Vec::new(),
+            tags,
+        },
+        quota: Default::default(),
+    }
+}
+
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("scry-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut cleanup = Cleanup {
         dir: dir.clone(),
-        child: None,
+        children: Vec::new(),
     };
+    let exe = std::env::current_exe().context("finding the scry executable")?;
     let src = dir.join("loop.c");
     let bin = dir.join("loop");
     std::fs::write(&src, LOOP_C)?;
@@ -78,73 +142,184 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         bail!("{cc} failed to build the demo program");
     }
 
-    println!("2. starting it: ./loop --interval-us 100000 (it processes 10 orders a second)");
-    let mut child = Command::new(&bin)
+    println!(
+        "2. starting the management server: scry server --listen 127.0.0.1:0 --data {}/data",
+        dir.display()
+    );
+    let mut server = Command::new(&exe)
+        .args(["server", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting scry server")?;
+    let line = wait_line(&mut server, "listening on", Duration::from_secs(20));
+    cleanup.children.push(server);
+    let line = line?;
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .context("the server did not say where it listens")?
+        .to_string();
+    println!("   listening on {url}");
+    let client = Client::new(&url, None, Duration::from_secs(30));
+
+    println!("3. starting the program: ./loop --interval-us 100000 (10 orders a second)");
+    let mut program = Command::new(&bin)
         .args(["--interval-us", "100000"])
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the demo program")?;
-    let pid = child.id() as i32;
+    let pid = program.id() as i32;
     let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready)?;
-    cleanup.child = Some(child);
+    BufReader::new(program.stdout.take().context("no stdout")?).read_line(&mut ready)?;
+    cleanup.children.insert(0, program);
     println!("   running as pid {pid}");
+
+    println!("4. starting an agent on it: scry agent --server {url} --pid {pid} --tag app=demo");
+    let mut agent = Command::new(&exe)
+        .args([
+            "agent",
+            "--server",
+            &url,
+            "--pid",
+            &pid.to_string(),
+            "--tag",
+            "app=demo",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting scry agent")?;
+    let registered = wait_line(&mut agent, "registered with", Duration::from_secs(30));
+    cleanup.children.push(agent);
+    registered?;
+    let agents: Vec<Agent> = client.get("/v1/agents")?;
+    for a in &agents {
+        println!(
+            "   agent {} on {} attached to pid {} ({}), status {}",
+            a.id,
+            a.host,
+            a.pid,
+            a.executable.rsplit('/').next().unwrap_or(""),
+            a.status
+        );
+    }
 
     let line = marker_line(LOOP_C, "process_order_body")
         .context("the bundled source lost its probe marker")?;
     let location = format!("loop.c:{line}");
-    let template = "order {o->id} qty={o->qty} for {name} (call #{*counter})";
-    println!(
-        "3. attaching to pid {pid} and adding a log point:\n   scry attach --pid {pid} --log '{location}' '{template}'"
-    );
-    let mut session = Session::attach(pid, SessionOptions::default()).context("attaching")?;
-    let info = session.attach_info().clone();
-    println!(
-        "   attached to {} thread(s) in {} µs without stopping any",
-        info.threads,
-        info.elapsed.as_micros()
-    );
-    let probe = session.add_probe(&ProbeSpec {
-        location: location.clone(),
-        template: template.into(),
-        max_hits: None,
-        condition: None,
-        snapshot: None,
-        ..Default::default()
-    })?;
-    for s in &probe.sites {
-        println!(
-            "   planted at {} ({} in {})",
-            s.addr, location, s.site.function
-        );
-    }
-    session.resume()?;
+    let template = "order {o->id} qty={o->qty} for {name}";
+    println!("5. adding actions for every agent tagged app=demo:");
+    println!("   scry log add {location} '{template}' --tag app=demo");
+    let log: Action = client.post(
+        "/v1/actions",
+        &action(ActionKind::Log, None, &location, template),
+    )?;
+    println!("   scry snapshot add {location} --watch 'o->qty * o->price' --tag app=demo");
+    let snap: Action = client.post(
+        "/v1/actions",
+        &action(ActionKind::Snapshot, None, &location, ""),
+    )?;
+    println!("   scry metric add counter process_order --tag app=demo");
+    let counter: Action = client.post(
+        "/v1/actions",
+        &action(
+            ActionKind::Metric,
+            Some(MetricKind::Counter),
+            "process_order",
+            "",
+        ),
+    )?;
+    println!("   → {}, {}, {}", log.id, snap.id, counter.id);
 
-    println!("4. hits for {} s:", args.duration);
+    println!(
+        "6. log lines arriving (scry logs --follow), for {} s:",
+        args.duration
+    );
     let until = Instant::now() + Duration::from_secs_f64(args.duration);
-    let mut hits = 0;
+    let mut after = 0u64;
+    let mut lines = 0;
     while Instant::now() < until {
-        match session.events().recv_timeout(Duration::from_millis(50)) {
-            Ok(Event::Hit(hit)) => {
-                hits += 1;
-                println!("   {}", output::human(&hit, &session.render(&hit)));
-            }
-            Ok(Event::Exited { .. }) => bail!("the demo program exited unexpectedly"),
-            Ok(Event::Warning(w)) => println!("   warning: {w}"),
-            _ => {}
+        let page: Vec<LogLine> = client.get(&format!(
+            "/v1/logs?action={}&after={after}&limit=100&wait=1",
+            log.id
+        ))?;
+        for l in page {
+            after = after.max(l.seq);
+            lines += 1;
+            println!("   {} [tid {}] {}", l.location, l.tid, l.message);
         }
     }
+    if lines == 0 {
+        bail!("no log line arrived: the agent's log: see the states with `scry actions`");
+    }
+    let snaps: Vec<SnapshotSummary> = client.get(&format!("/v1/snapshots?action={}", snap.id))?;
+    match snaps.first() {
+        Some(s) => {
+            let full: StoredSnapshot = client.get(&format!("/v1/snapshots/{}", s.id))?;
+            println!("7. the snapshot (scry snapshot show {}): {}", s.id, s.top);
+            if let Some(f) = full.snapshot["frames"].get(0) {
+                for v in f["args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain(f["locals"].as_array().into_iter().flatten())
+                {
+                    println!("     {} = {}", v["name"].as_str().unwrap_or(""), v["value"]);
+                }
+            }
+            for w in full.snapshot["watches"].as_array().into_iter().flatten() {
+                println!(
+                    "     watch {} = {}",
+                    w["name"].as_str().unwrap_or(""),
+                    w["value"]
+                );
+            }
+        }
+        None => println!("7. no snapshot yet (it is taken at the next hit)"),
+    }
+    // Counters are flushed by the agent every second.
+    std::thread::sleep(Duration::from_millis(1200));
+    let metrics: Vec<MetricSeries> = client.get("/v1/metrics")?;
+    for m in metrics.iter().filter(|m| m.action_id == counter.id) {
+        println!(
+            "8. the counter (scry metrics): process_order ran {} times while probed",
+            m.count
+        );
+    }
 
-    let report = session.detach()?;
+    println!("9. removing the actions (scry action rm …); their probes are unplanted");
+    for a in [&log, &snap, &counter] {
+        client.delete(&format!("/v1/actions/{}", a.id))?;
+    }
+    // Lines already on their way arrive; then nothing more may come.
+    std::thread::sleep(Duration::from_millis(1000));
+    loop {
+        let page: Vec<LogLine> = client.get(&format!("/v1/logs?after={after}&limit=1000"))?;
+        match page.last() {
+            Some(l) => after = l.seq,
+            None => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let page: Vec<LogLine> = client.get(&format!("/v1/logs?after={after}&limit=100"))?;
     println!(
-        "5. detached: {} hit(s) printed, {} int3 byte(s) restored, {} thread(s) released",
-        hits, report.bytes_restored, report.threads
+        "   {} new line(s) in the second after the removal; the program made 10 calls meanwhile",
+        page.len()
     );
+
+    println!("10. stopping the agent: it detaches, restoring every byte");
+    if let Some(mut agent) = cleanup.children.pop() {
+        // SAFETY: kill(2) of our own child process.
+        unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+        let _ = agent.wait();
+    }
     std::thread::sleep(Duration::from_millis(300));
-    let status =
-        scry_tracer::procfs::read_status(pid).context("the demo program is gone after detach")?;
+    let status = scry_tracer::procfs::read_status(pid)
+        .context("the demo program is gone after the agent detached")?;
     println!(
-        "6. the program runs on: pid {pid} state {} ({}), tracer pid {} (0 = nobody)",
+        "11. the program runs on: pid {pid} state {} ({}), tracer pid {} (0 = nobody)",
         status.state,
         match status.state {
             'S' => "sleeping between orders",
@@ -159,7 +334,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             status.state
         );
     }
-    println!("7. stopping it and cleaning up {}", dir.display());
+    println!(
+        "12. stopping the program and the server, removing {}",
+        dir.display()
+    );
     drop(cleanup);
     Ok(ExitCode::SUCCESS)
 }
