@@ -46,6 +46,9 @@
 //!
 //! None yet: [`routes::authorize`] is called on every request and allows everything.
 
+#![warn(missing_docs)]
+
+#[allow(missing_docs)] // the shared wire types: documented where it matters, owned jointly
 pub mod api;
 pub mod db;
 pub mod error;

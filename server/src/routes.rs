@@ -144,10 +144,10 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
 /// Finds the route of a method and path: `Ok((route, params))`, or the 404 / 405 answer.
 pub fn find(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), HttpError> {
     for r in ROUTES {
-        if r.method == method {
-            if let Some(params) = match_path(r.path, path) {
-                return Ok((r, params));
-            }
+        if r.method == method
+            && let Some(params) = match_path(r.path, path)
+        {
+            return Ok((r, params));
         }
     }
     let allowed = allowed_methods(path);
@@ -239,7 +239,7 @@ impl Query {
     /// `wait=SECS` (fractions allowed), at most [`MAX_WAIT_SECS`].
     fn wait(&self) -> Result<Duration, HttpError> {
         let w: f64 = self.num("wait", "a number of seconds")?.unwrap_or(0.0);
-        if !(w >= 0.0) {
+        if w.is_nan() || w < 0.0 {
             return Err(HttpError::bad_request(
                 "bad query parameter wait",
                 format!("wait={w} is negative; give the seconds to wait, 0 to {MAX_WAIT_SECS}"),
@@ -268,10 +268,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Ok(r) => r,
         Err(e) => {
             let mut r = error_response(&e);
-            if e.status == StatusCode::METHOD_NOT_ALLOWED {
-                if let Ok(v) = HeaderValue::from_str(&allowed_methods(&path).join(", ")) {
-                    r.headers_mut().insert(ALLOW, v);
-                }
+            if e.status == StatusCode::METHOD_NOT_ALLOWED
+                && let Ok(v) = HeaderValue::from_str(&allowed_methods(&path).join(", "))
+            {
+                r.headers_mut().insert(ALLOW, v);
             }
             r
         }
@@ -324,6 +324,21 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, HttpError> {
             format!("the body ended badly ({e}); send it again"),
         )),
     }
+}
+
+/// Bodies larger than this are parsed on a blocking thread, not on the runtime's.
+const PARSE_INLINE: usize = 64 << 10;
+
+async fn parse_body<T: DeserializeOwned + Send + 'static>(
+    body: Bytes,
+    schema: &'static str,
+) -> Result<T, HttpError> {
+    if body.len() <= PARSE_INLINE {
+        return parse_json(&body, schema);
+    }
+    tokio::task::spawn_blocking(move || parse_json(&body, schema))
+        .await
+        .map_err(|e| HttpError::internal("parser failed", format!("parsing the body panicked ({e}); this is a bug of the server")))?
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8], schema: &str) -> Result<T, HttpError> {
@@ -420,7 +435,7 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
     let id = params.first().cloned().unwrap_or_default();
     match route.handler {
         Handler::Register => {
-            let r: RegisterRequest = parse_json(&body, "RegisterRequest")?;
+            let r: RegisterRequest = parse_body(body, "RegisterRequest").await?;
             match app.writer.write(Op::Register(r)).await? {
                 Done::AgentId(agent_id) => ok(&RegisterResponse { agent_id }),
                 d => Err(unexpected(d)),
@@ -447,7 +462,7 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
             ok(&state.ok_or_else(|| unknown_agent(&id))?)
         }
         Handler::Report => {
-            let r: AgentReport = parse_json(&body, "AgentReport")?;
+            let r: AgentReport = parse_body(body, "AgentReport").await?;
             match app.writer.write(Op::Report(id.clone(), r)).await? {
                 Done::Found(true) => empty_object(),
                 Done::Found(false) => Err(unknown_agent(&id)),
@@ -455,7 +470,7 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
             }
         }
         Handler::Events => {
-            let b: EventBatch = parse_json(&body, "EventBatch")?;
+            let b: EventBatch = parse_body(body, "EventBatch").await?;
             match app.writer.write(Op::Events(id.clone(), b)).await? {
                 Done::Stored(Some(stored)) => ok(&EventAck { stored }),
                 Done::Stored(None) => Err(unknown_agent(&id)),
@@ -477,10 +492,10 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
                 .await?)
         }
         Handler::CreateAction => {
-            let a: NewAction = parse_json(&body, "NewAction")?;
+            let a: NewAction = parse_body(body, "NewAction").await?;
             validate::new_action(&a)?;
             match app.writer.write(Op::CreateAction(a)).await? {
-                Done::Action(a) => ok(&a),
+                Done::Action(a) => ok(&*a),
                 d => Err(unexpected(d)),
             }
         }

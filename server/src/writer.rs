@@ -48,7 +48,7 @@ pub enum Done {
     /// How many events were stored (`None`: unknown agent).
     Stored(Option<u64>),
     /// The action created.
-    Action(Action),
+    Action(Box<Action>),
     /// Rows deleted by retention.
     Trimmed(u64),
 }
@@ -224,7 +224,7 @@ fn apply(
         Op::CreateAction(spec) => {
             let action = db::create_action(tx, spec, now)?;
             effects.version = Some(db::bump_version(tx)?);
-            Done::Action(action)
+            Done::Action(Box::new(action))
         }
         Op::DeleteAction(id) => {
             let found = db::delete_action(tx, id)?;

@@ -1,0 +1,13 @@
+//! Runs the server by hand: `cargo run -p scry-server --example serve -- [ADDR] [DATA_DIR]`
+//! (default 127.0.0.1:8750 and ./scry-data). Stops on Ctrl-C or SIGTERM.
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8750".into()).parse()?;
+    let data_dir = args.next().unwrap_or_else(|| "scry-data".into()).into();
+    scry_server::run_blocking(scry_server::ServerConfig {
+        listen,
+        data_dir,
+        retention: Default::default(),
+    })
+}
