@@ -1,0 +1,286 @@
+//! The three tiers working as one: a real `scry server` process, real `scry agent` processes
+//! attached to real testbins, the real client commands over real HTTP.
+
+use scry_tests::scry::{Scry, run_scry};
+use scry_tests::*;
+use serde_json::Value as Json;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_server(data: &std::path::Path, port: u16) -> Scry {
+    let mut s = Scry::start(&[
+        "server",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    s.wait_stderr("listening on", Duration::from_secs(30));
+    s
+}
+
+fn start_agent(url: &str, pid: i32, tags: &[&str], extra: &[&str]) -> Scry {
+    require_ptrace();
+    let mut args = vec!["agent", "--server", url];
+    let pid = pid.to_string();
+    args.extend(["--pid", &pid]);
+    for t in tags {
+        args.extend(["--tag", t]);
+    }
+    args.extend(extra);
+    let mut a = Scry::start(&args);
+    a.wait_stderr("registered with", Duration::from_secs(30));
+    a
+}
+
+/// Runs a client command with `--json`; returns its stdout parsed line by line.
+fn client(url: &str, args: &[&str]) -> Vec<Json> {
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--server", url, "--json"]);
+    let (code, out, err) = run_scry(&full, Duration::from_secs(60));
+    assert_eq!(code, 0, "scry {args:?}: {err:?}");
+    out.iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn logs(url: &str, action: &str) -> Vec<Json> {
+    client(url, &["logs", "--action", action, "--limit", "100000"])
+}
+
+/// Waits until `f` holds, up to `secs`.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn loc() -> String {
+    probe_location("loop.c", "process_order_body")
+}
+
+#[test]
+fn a_log_point_added_from_the_client_reaches_logs_follow_quickly() {
+    let dir = TempDir::new("tiers-latency");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = start_server(&dir.join("data"), port);
+    let target = Target::spawn("loop-O0", &["--interval-us", "1000"]);
+    let _agent = start_agent(&url, target.pid(), &["svc=hot"], &[]);
+    let mut follow = Scry::start(&["logs", "--follow", "--json", "--server", &url]);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let created = client(
+        &url,
+        &["log", "add", &loc(), "id={o->id}", "--tag", "svc=hot"],
+    );
+    let id = created[0]["id"].as_str().unwrap().to_string();
+    let first = follow.wait_lines(1, Duration::from_secs(20));
+    let latency = started.elapsed();
+    eprintln!("first line {latency:?} after `scry log add` returned-or-started");
+    let line: Json = serde_json::from_str(&first[0]).unwrap();
+    assert_eq!(line["action_id"], id.as_str());
+    assert!(line["message"].as_str().unwrap().starts_with("id="));
+    assert_eq!(line["tid"].as_i64(), Some(target.pid() as i64));
+    // The issue's goal is under a second; the test allows a loaded machine more.
+    assert!(latency < Duration::from_secs(10), "{latency:?}");
+}
+
+#[test]
+fn actions_target_agents_by_tag_including_agents_that_come_later() {
+    let dir = TempDir::new("tiers-tags");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = start_server(&dir.join("data"), port);
+    let a = Target::spawn("loop-O0", &["--interval-us", "20000"]);
+    let b = Target::spawn("loop-O0", &["--interval-us", "20000"]);
+    let _agent_a = start_agent(&url, a.pid(), &["env=a", "svc=orders"], &[]);
+    let _agent_b = start_agent(&url, b.pid(), &["env=b", "svc=orders"], &[]);
+    let created = client(
+        &url,
+        &["log", "add", &loc(), "id={o->id}", "--tag", "env=a"],
+    );
+    let id = created[0]["id"].as_str().unwrap().to_string();
+    let agents = client(&url, &["agents"]);
+    let agent_of = |pid: i32| -> String {
+        agents[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["pid"].as_i64() == Some(pid as i64))
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let (agent_a, agent_b) = (agent_of(a.pid()), agent_of(b.pid()));
+    assert!(eventually(20, || !logs(&url, &id).is_empty()));
+    // An agent that registers after the action, with a matching tag, gets it too.
+    let c = Target::spawn("loop-O0", &["--interval-us", "20000"]);
+    let _agent_c = start_agent(&url, c.pid(), &["env=a"], &[]);
+    assert!(eventually(30, || {
+        logs(&url, &id)
+            .iter()
+            .any(|l| l["tid"].as_i64() == Some(c.pid() as i64))
+    }));
+    let lines = logs(&url, &id);
+    let pids: std::collections::BTreeSet<i64> =
+        lines.iter().filter_map(|l| l["tid"].as_i64()).collect();
+    assert!(pids.contains(&(a.pid() as i64)) && pids.contains(&(c.pid() as i64)));
+    assert!(
+        !pids.contains(&(b.pid() as i64)),
+        "agent b (env=b) got the action"
+    );
+    let actions = client(&url, &["actions"]);
+    let states = &actions[0][0]["states"];
+    assert_eq!(states[&agent_a]["state"], "active", "{actions:?}");
+    assert!(states.get(&agent_b).is_none(), "{actions:?}");
+}
+
+#[test]
+fn a_server_restart_loses_nothing_acknowledged_and_probes_stay() {
+    let dir = TempDir::new("tiers-restart");
+    let data = dir.join("data");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(&data, port);
+    let target = Target::spawn("loop-O0", &["--interval-us", "20000"]);
+    let mut agent = start_agent(&url, target.pid(), &["svc=r"], &[]);
+    let created = client(
+        &url,
+        &["log", "add", &loc(), "id={o->id}", "--tag", "svc=r"],
+    );
+    let id = created[0]["id"].as_str().unwrap().to_string();
+    assert!(eventually(20, || logs(&url, &id).len() >= 10));
+    let before = logs(&url, &id);
+    // Stop the server (it commits and stops), start it again on the same data.
+    server.signal(libc::SIGTERM);
+    assert!(server.wait(Duration::from_secs(30)).success());
+    std::thread::sleep(Duration::from_secs(2));
+    let _server = start_server(&data, port);
+    // Everything acknowledged before is there: the action, and every line, unchanged.
+    let actions = client(&url, &["actions"]);
+    assert_eq!(actions[0][0]["id"], id.as_str(), "{actions:?}");
+    let after = logs(&url, &id);
+    for l in &before {
+        assert!(
+            after
+                .iter()
+                .any(|x| x["seq"] == l["seq"] && x["message"] == l["message"]),
+            "line {l} lost in the restart"
+        );
+    }
+    // The agent kept its probe (planted once) and lines keep coming, newer ones included.
+    let last = before.last().unwrap()["seq"].as_u64().unwrap();
+    assert!(eventually(30, || {
+        logs(&url, &id)
+            .iter()
+            .any(|l| l["seq"].as_u64().unwrap() > last + 5)
+    }));
+    let planted = agent
+        .stderr()
+        .iter()
+        .filter(|l| l.contains("planted at"))
+        .count();
+    assert_eq!(planted, 1, "{:?}", agent.stderr());
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait(Duration::from_secs(20)).success());
+    assert_eq!(tracer_pid(target.pid()), 0);
+    code_bytes_match_file(target.pid(), testbin("loop-O0")).unwrap();
+}
+
+/// The program's own loop time per call, from `--timing FILE`.
+fn per_call_ns(path: &std::path::Path) -> f64 {
+    let line = std::fs::read_to_string(path).unwrap();
+    let kv = parse_kv(line.trim());
+    kv["loop_ns"].parse::<f64>().unwrap() / kv["iterations"].parse::<f64>().unwrap()
+}
+
+#[test]
+fn with_the_server_down_the_program_runs_at_its_own_pace_and_drops_are_counted() {
+    let dir = TempDir::new("tiers-down");
+    // The program alone.
+    let alone = dir.join("alone");
+    let mut t = Target::spawn(
+        "loop-O0",
+        &[
+            "--iterations",
+            "4000",
+            "--interval-us",
+            "1000",
+            "--timing",
+            alone.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        t.wait_exit(Duration::from_secs(60))
+            .is_some_and(|s| s.success())
+    );
+    let unprobed = per_call_ns(&alone);
+
+    let data = dir.join("data");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(&data, port);
+    let probed = dir.join("probed");
+    let mut target = Target::spawn(
+        "loop-O0",
+        &[
+            "--iterations",
+            "16000",
+            "--interval-us",
+            "1000",
+            "--timing",
+            probed.to_str().unwrap(),
+        ],
+    );
+    // A small queue, so ten seconds without the server overflow it.
+    let mut agent = start_agent(&url, target.pid(), &["svc=d"], &["--queue", "50"]);
+    let created = client(
+        &url,
+        &["log", "add", &loc(), "id={o->id}", "--tag", "svc=d"],
+    );
+    let id = created[0]["id"].as_str().unwrap().to_string();
+    assert!(eventually(20, || !logs(&url, &id).is_empty()));
+    server.signal(libc::SIGTERM);
+    assert!(server.wait(Duration::from_secs(30)).success());
+    std::thread::sleep(Duration::from_secs(10));
+    let _server = start_server(&data, port);
+    // After the server is back, the agent reports how many events it dropped.
+    let mut dropped = 0;
+    assert!(
+        eventually(30, || {
+            let agents = client(&url, &["agents"]);
+            dropped = agents[0][0]["dropped_events"].as_u64().unwrap_or(0);
+            dropped > 0
+        }),
+        "no dropped events reported; agent: {:?}",
+        agent.stderr()
+    );
+    assert!(
+        target
+            .wait_exit(Duration::from_secs(60))
+            .is_some_and(|s| s.success())
+    );
+    let with_agent = per_call_ns(&probed);
+    let slowdown = with_agent / unprobed - 1.0;
+    eprintln!(
+        "per call: alone {:.0} ns, probed with the server down 10 s {:.0} ns ({:+.2} %); {dropped} events dropped and reported",
+        unprobed,
+        with_agent,
+        slowdown * 100.0
+    );
+    assert!(slowdown.abs() < 0.05, "{:+.2} %", slowdown * 100.0);
+    agent.signal(libc::SIGTERM);
+    let _ = agent.wait(Duration::from_secs(20));
+}
