@@ -284,3 +284,93 @@ fn with_the_server_down_the_program_runs_at_its_own_pace_and_drops_are_counted()
     agent.signal(libc::SIGTERM);
     let _ = agent.wait(Duration::from_secs(20));
 }
+
+#[test]
+fn metrics_counter_tictoc_duration_and_value_reach_the_server_and_prometheus() {
+    let dir = TempDir::new("tiers-metrics");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = start_server(&dir.join("data"), port);
+    let target = Target::spawn("loop-O0", &["--interval-us", "2000"]);
+    let _agent = start_agent(&url, target.pid(), &["svc=m"], &["--overhead", "off"]);
+    let line = loc();
+    let ids: Vec<String> = [
+        vec!["metric", "add", "counter", line.as_str(), "--tag", "svc=m"],
+        vec![
+            "metric",
+            "add",
+            "tictoc",
+            "process_order",
+            "--end",
+            line.as_str(),
+            "--tag",
+            "svc=m",
+        ],
+        vec![
+            "metric",
+            "add",
+            "duration",
+            "process_order",
+            "--tag",
+            "svc=m",
+        ],
+        vec![
+            "metric",
+            "add",
+            "value",
+            line.as_str(),
+            "--expr",
+            "o->qty",
+            "--tag",
+            "svc=m",
+        ],
+    ]
+    .iter()
+    .map(|args| client(&url, args)[0]["id"].as_str().unwrap().to_string())
+    .collect();
+    let series = |id: &str| -> Option<Json> {
+        client(&url, &["metrics"])[0]
+            .as_array()?
+            .iter()
+            .find(|m| m["action_id"] == id)
+            .cloned()
+    };
+    assert!(
+        eventually(30, || ids.iter().all(
+            |id| series(id).is_some_and(|m| m["count"].as_u64().unwrap_or(0) >= 50)
+        )),
+        "metrics: {:?}",
+        client(&url, &["metrics"])
+    );
+    let counter = series(&ids[0]).unwrap();
+    let tictoc = series(&ids[1]).unwrap();
+    let duration = series(&ids[2]).unwrap();
+    let value = series(&ids[3]).unwrap();
+    assert_eq!(counter["kind"], "counter");
+    // Times are positive and far below the 2 ms between calls; qty is 1..=7.
+    for m in [&tictoc, &duration] {
+        let mean = m["sum"].as_f64().unwrap() / m["count"].as_f64().unwrap();
+        assert!(mean > 0.0 && mean < 0.002, "{m}");
+    }
+    let mean_qty = value["sum"].as_f64().unwrap() / value["count"].as_f64().unwrap();
+    assert!((1.0..=7.0).contains(&mean_qty), "{value}");
+    // The Prometheus exposition, ready to scrape.
+    let text = {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::{Read, Write};
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(text.contains("scry_hits_total{"), "{text}");
+    assert!(text.contains(&format!("action=\"{}\"", ids[2])), "{text}");
+    assert!(
+        text.contains("_bucket{") && text.contains("le=\"+Inf\""),
+        "{text}"
+    );
+}

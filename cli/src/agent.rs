@@ -22,7 +22,7 @@ use scry_server::api::{
     Action, ActionKind, ActionState, AgentReport, DesiredState, EventBatch, LogLine, MetricKind,
     MetricSample, RegisterRequest, RegisterResponse, UploadedSnapshot,
 };
-use scry_tracer::quota::Quota;
+use scry_tracer::quota::{OverheadBudget, Quota};
 use scry_tracer::{Event, ProbeEnd, ProbeId, ProbeSpec, Session, SessionOptions, SnapshotSpec};
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
@@ -56,6 +56,10 @@ pub struct AgentArgs {
     /// Events held while the server is slow or down; beyond it they are dropped and counted.
     #[arg(long, default_value_t = 10_000)]
     pub queue: usize,
+    /// The share of wall time (in %) the program's threads may spend stopped by this agent's
+    /// probes, all together (docs/quotas.md). `off` for no budget.
+    #[arg(long, value_name = "PERCENT|off", default_value = "1")]
+    pub overhead: String,
 }
 
 /// Something to upload.
@@ -174,6 +178,16 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         states_dirty: AtomicBool::new(false),
         stop: AtomicBool::new(false),
     });
+    let overhead = match args.overhead.as_str() {
+        "off" => OverheadBudget::unlimited(),
+        pct => match pct.parse::<f64>() {
+            Ok(p) if p > 0.0 && p.is_finite() => OverheadBudget {
+                share: p / 100.0,
+                ..OverheadBudget::default()
+            },
+            _ => bail!("--overhead takes a positive percentage or `off`, not {pct:?}"),
+        },
+    };
     let (queue_tx, queue_rx) = std::sync::mpsc::sync_channel::<Upload>(args.queue.max(1));
     let uploader = {
         let shared = shared.clone();
@@ -198,7 +212,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             },
             (None, None) => bail!("say which process: --pid PID or --name NAME"),
         };
-        let outcome = serve_process(pid, &shared, &queue_tx, &desired_rx, &mut desired);
+        let outcome = serve_process(pid, &shared, &queue_tx, &desired_rx, &mut desired, overhead);
         match outcome {
             Ok(Served::TargetExited) if args.name.is_some() => {
                 eprintln!(
@@ -259,9 +273,14 @@ fn serve_process(
     queue: &SyncSender<Upload>,
     desired_rx: &Receiver<DesiredState>,
     desired: &mut Option<DesiredState>,
+    overhead: OverheadBudget,
 ) -> Result<Served> {
-    let session = Session::attach(pid, SessionOptions::default())
-        .with_context(|| format!("attaching to process {pid}"))?;
+    let options = SessionOptions {
+        overhead,
+        ..SessionOptions::default()
+    };
+    let session =
+        Session::attach(pid, options).with_context(|| format!("attaching to process {pid}"))?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| p.display().to_string())
         .unwrap_or_default();
