@@ -374,3 +374,55 @@ fn metrics_counter_tictoc_duration_and_value_reach_the_server_and_prometheus() {
         "{text}"
     );
 }
+
+#[test]
+fn an_agent_started_by_name_follows_the_process_when_it_restarts() {
+    require_ptrace();
+    let dir = TempDir::new("tiers-name");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = start_server(&dir.join("data"), port);
+    // A copy of the program under a name no other test uses.
+    let bin = dir.join("scry-follow-me");
+    std::fs::copy(testbin("loop-O0"), &bin).unwrap();
+    let spawn = || {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args(["--interval-us", "20000"]);
+        Target::from_command(cmd, "scry-follow-me")
+    };
+    let first = spawn();
+    let mut agent = Scry::start(&[
+        "agent",
+        "--server",
+        &url,
+        "--name",
+        "scry-follow-me",
+        "--tag",
+        "svc=n",
+    ]);
+    agent.wait_stderr("registered with", Duration::from_secs(30));
+    let created = client(
+        &url,
+        &["log", "add", &loc(), "id={o->id}", "--tag", "svc=n"],
+    );
+    let id = created[0]["id"].as_str().unwrap().to_string();
+    let from = |pid: i32| {
+        logs(&url, &id)
+            .iter()
+            .any(|l| l["tid"].as_i64() == Some(pid as i64))
+    };
+    assert!(eventually(20, || from(first.pid())));
+    let first_pid = first.pid();
+    drop(first); // killed
+    let second = spawn();
+    assert_ne!(second.pid(), first_pid);
+    assert!(
+        eventually(30, || from(second.pid())),
+        "no line from the new process: {:?}",
+        agent.stderr()
+    );
+    // One agent all along: the server knows one agent id.
+    let agents = client(&url, &["agents"]);
+    assert_eq!(agents[0].as_array().unwrap().len(), 1, "{agents:?}");
+    assert_eq!(agents[0][0]["pid"].as_i64(), Some(second.pid() as i64));
+}
