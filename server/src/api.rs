@@ -20,6 +20,21 @@
 //! | GET | /v1/metrics | → `[MetricSeries]` |
 //! | GET | /metrics | Prometheus text exposition |
 //! | GET | /v1/openapi.json | the OpenAPI 3 document of all of the above |
+//! | POST | /v1/tokens | [`NewToken`] → [`CreatedToken`] (the secret is shown once) |
+//! | GET | /v1/tokens | → `[TokenInfo]` |
+//! | DELETE | /v1/tokens/{id} | → `{}` (revokes) |
+//! | GET | /v1/audit?since=RFC3339&limit=N | → `[AuditEntry]` |
+//! | POST | /v1/redactions | [`NewRedactionRule`] → [`RedactionRule`] |
+//! | GET | /v1/redactions | → `[RedactionRule]` (built-in rules included) |
+//! | DELETE | /v1/redactions/{id} | → `{}` |
+//! | POST | /v1/blocklist | [`NewBlockRule`] → [`BlockRule`] |
+//! | GET | /v1/blocklist | → `[BlockRule]` |
+//! | DELETE | /v1/blocklist/{id} | → `{}` |
+//! | POST | /v1/detach-all | → `{}` (kill switch on) |
+//! | POST | /v1/attach-all | → `{}` (kill switch off) |
+//!
+//! Every request carries `Authorization: Bearer TOKEN`; no valid token → 401, a valid token
+//! without the right → 403 (docs/security.md has the role matrix).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -166,6 +181,15 @@ pub struct Action {
 pub struct DesiredState {
     pub version: u64,
     pub actions: Vec<Action>,
+    /// Redaction rules the agent applies before anything leaves the host.
+    #[serde(default)]
+    pub redactions: Vec<RedactionRule>,
+    /// Where no probe may be set (the agent enforces it too).
+    #[serde(default)]
+    pub blocklist: Vec<BlockRule>,
+    /// The kill switch: unplant everything and detach (until it is cleared).
+    #[serde(default)]
+    pub detach_all: bool,
 }
 
 /// An agent's report: the state of each of its actions, and its dropped-event count.
@@ -283,4 +307,136 @@ pub struct MetricSeries {
 pub struct ApiError {
     pub error: String,
     pub detail: String,
+}
+
+/// A role a token carries.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Create and remove actions, read data — only on agents its tags scope it to.
+    Developer,
+    /// Read only, same scoping.
+    Viewer,
+    /// Register, poll and upload, for its own agents only.
+    Agent,
+}
+
+/// A request for a token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NewToken {
+    pub role: Role,
+    /// Scope: the agents whose tags include all of these (empty: every agent).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Seconds until it expires (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_secs: Option<u64>,
+    /// A note for the list (who it is for).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A token as listed (never its secret).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub role: Role,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub name: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// A new token: its secret, shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CreatedToken {
+    pub token: String,
+    pub info: TokenInfo,
+}
+
+/// One audit record: every mutating request and every denied one.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub time: String,
+    pub request_id: String,
+    /// The token id and role (`tok-3 developer`), or `anonymous`.
+    pub principal: String,
+    pub method: String,
+    pub path: String,
+    /// What was acted on (an action id, an agent id), when known.
+    #[serde(default)]
+    pub target: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// Why, for a refusal.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// How a redaction rule matches.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactionKind {
+    /// A variable or field name containing the pattern (case-insensitive): its value goes.
+    Name,
+    /// Text matching the pattern (a regular expression) goes, wherever it appears.
+    Value,
+    /// Payment card numbers (13–19 digits passing the Luhn check).
+    CardNumber,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NewRedactionRule {
+    pub kind: RedactionKind,
+    #[serde(default)]
+    pub pattern: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RedactionRule {
+    pub id: String,
+    pub kind: RedactionKind,
+    #[serde(default)]
+    pub pattern: String,
+    /// One of the built-in set (cannot be removed).
+    #[serde(default)]
+    pub builtin: bool,
+}
+
+/// What a blocklist rule matches.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    /// A source path (glob, `*` and `?`): `*/crypto/*`.
+    Path,
+    /// A function name (glob): `*password*`.
+    Function,
+    /// A module (glob on the file name): `libssl.so*`.
+    Module,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NewBlockRule {
+    pub kind: BlockKind,
+    pub pattern: String,
+    /// An exception: what it matches is allowed even if another rule blocks it.
+    #[serde(default)]
+    pub allow: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BlockRule {
+    pub id: String,
+    pub kind: BlockKind,
+    pub pattern: String,
+    #[serde(default)]
+    pub allow: bool,
 }

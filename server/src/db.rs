@@ -344,7 +344,13 @@ pub fn desired(conn: &mut Connection, agent_id: &str) -> rusqlite::Result<Option
         })
         .collect();
     tx.finish()?;
-    Ok(Some(DesiredState { version, actions }))
+    Ok(Some(DesiredState {
+        version,
+        actions,
+        redactions: Vec::new(),
+        blocklist: Vec::new(),
+        detach_all: false,
+    }))
 }
 
 /// Log lines with `seq > after`, ascending, at most `limit`, optionally of one action.
