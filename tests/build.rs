@@ -17,7 +17,7 @@
 //! -Wl,--build-id` unless said otherwise):
 //!
 //! ```text
-//! bin/<prog>-O0, bin/<prog>-O2     prog in loop threads forker signals dlopener inline exprs
+//! bin/<prog>-O0, bin/<prog>-O2     prog in loop threads forker signals dlopener inline exprs secrets
 //!                                  (PIE, the Debian default)
 //! bin/execer-O0                    -O0 (PIE); by default it execs bin/loop-O0
 //! bin/loop-O0-nopie                -O0 -no-pie -fno-pie
@@ -60,7 +60,7 @@ use std::process::Command;
 mod elf;
 
 const PROGRAMS: &[&str] = &[
-    "loop", "threads", "forker", "signals", "dlopener", "inline", "exprs",
+    "loop", "threads", "forker", "signals", "dlopener", "inline", "exprs", "secrets",
 ];
 const COMMON: &[&str] = &["-g", "-Wall", "-Wextra", "-Werror", "-Wl,--build-id"];
 
