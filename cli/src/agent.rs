@@ -40,9 +40,12 @@ pub struct AgentArgs {
     /// The management server.
     #[arg(long, env = "SCRY_SERVER", default_value = "http://127.0.0.1:7070")]
     pub server: String,
-    /// The agent's token (the security issue makes it required).
+    /// The agent's token (`scry token create --role agent`).
     #[arg(long, env = "SCRY_TOKEN")]
     pub token: Option<String>,
+    /// Trust only this CA (PEM) for an HTTPS server.
+    #[arg(long, env = "SCRY_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// The process to attach to.
     #[arg(long, conflicts_with = "name", required_unless_present = "name")]
     pub pid: Option<i32>,
@@ -163,7 +166,12 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
     let shared = Arc::new(Shared {
-        client: Client::new(&args.server, args.token.clone(), Duration::from_secs(40)),
+        client: Client::with_ca(
+            &args.server,
+            args.token.clone(),
+            Duration::from_secs(40),
+            args.ca.as_deref(),
+        )?,
         agent_id: Mutex::new(None),
         register: Mutex::new(RegisterRequest {
             host,

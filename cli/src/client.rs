@@ -32,11 +32,25 @@ pub struct ServerOpts {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Trust only this CA (PEM) for an HTTPS server.
+    #[arg(long, env = "SCRY_CA", global = true, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl ServerOpts {
-    fn client(&self) -> Client {
-        Client::new(&self.server, self.token.clone(), Duration::from_secs(70))
+    pub fn client(&self) -> Client {
+        match Client::with_ca(
+            &self.server,
+            self.token.clone(),
+            Duration::from_secs(70),
+            self.ca.as_deref(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("scry: error: {e:#}");
+                std::process::exit(2);
+            }
+        }
     }
 }
 
@@ -170,7 +184,7 @@ pub fn exit_code(r: Result<()>) -> ExitCode {
     }
 }
 
-fn target(t: &TargetOpts) -> Result<Target> {
+pub fn target(t: &TargetOpts) -> Result<Target> {
     let mut tags = BTreeMap::new();
     for kv in &t.tags {
         let Some((k, v)) = kv.split_once('=') else {
@@ -193,7 +207,7 @@ fn quota(q: &QuotaOpts) -> ActionQuota {
     }
 }
 
-fn print_json<T: serde::Serialize>(v: &T) {
+pub fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string(v).unwrap_or_default());
 }
 

@@ -38,15 +38,46 @@ impl Client {
     /// A client for `base` (`http://127.0.0.1:7070`); requests time out after `timeout`
     /// (long polls ask for less than that).
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Client {
-        let config = ureq::Agent::config_builder()
+        Client::with_ca(base, token, timeout, None).expect("no CA file to read")
+    }
+
+    /// Like [`Client::new`], trusting only the CA certificates in the PEM file `ca` for
+    /// HTTPS (a server started with `--tls-cert`); None: the usual web roots.
+    pub fn with_ca(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+        ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<Client> {
+        let mut builder = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build();
-        Client {
+            .http_status_as_error(false);
+        if let Some(path) = ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the CA file {}: {e}", path.display()))?;
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                anyhow::bail!(
+                    "{} holds no PEM certificate: give --ca the CA's certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                );
+            }
+            builder = builder.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                    .build(),
+            );
+        }
+        Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             token,
-            agent: config.into(),
-        }
+            agent: builder.build().into(),
+        })
     }
 
     /// The server's base URL.

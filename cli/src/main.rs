@@ -1,5 +1,6 @@
 //! `scry`: the one binary. For now: `scry attach` (one-shot local log points) and `scry demo`.
 
+mod admin;
 mod agent;
 mod attach;
 mod bench;
@@ -80,6 +81,41 @@ enum Command {
     },
     /// Metric values.
     Metrics(client::ServerOpts),
+    /// Tokens: `scry token create --role developer --tag env=prod`, `list`, `revoke ID`.
+    Token {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(subcommand)]
+        cmd: admin::TokenCmd,
+    },
+    /// The audit trail (`--json`: JSON lines, the export format).
+    Audit {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        /// Entries since this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+    },
+    /// PII redaction rules: `scry redact add name password`, `add value 'ssn-\d+'`, `list`, `rm ID`.
+    Redact {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(subcommand)]
+        cmd: admin::RedactCmd,
+    },
+    /// Where no probe may be set: `scry blocklist add function '*password*'`, `list`, `rm ID`.
+    Blocklist {
+        #[command(flatten)]
+        opts: client::ServerOpts,
+        #[command(subcommand)]
+        cmd: admin::BlocklistCmd,
+    },
+    /// Kill switch: every agent unplants every probe and detaches.
+    DetachAll(client::ServerOpts),
+    /// Undo detach-all.
+    AttachAll(client::ServerOpts),
 }
 
 /// `scry server [--listen ADDR] [--data DIR]`.
@@ -126,6 +162,16 @@ fn main() -> ExitCode {
             return client::exit_code(client::snapshots(&opts, &args));
         }
         Command::Metrics(opts) => return client::exit_code(client::metrics(&opts)),
+        Command::Token { opts, cmd } => return client::exit_code(admin::token(&opts, &cmd)),
+        Command::Audit { opts, since, limit } => {
+            return client::exit_code(admin::audit(&opts, since.as_deref(), limit));
+        }
+        Command::Redact { opts, cmd } => return client::exit_code(admin::redact(&opts, &cmd)),
+        Command::Blocklist { opts, cmd } => {
+            return client::exit_code(admin::blocklist(&opts, &cmd));
+        }
+        Command::DetachAll(opts) => return client::exit_code(admin::kill_switch(&opts, true)),
+        Command::AttachAll(opts) => return client::exit_code(admin::kill_switch(&opts, false)),
     };
     match result {
         Ok(code) => code,
