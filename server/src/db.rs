@@ -5,9 +5,12 @@
 //! is ever called on an async runtime thread.
 
 use crate::api::{
-    Action, ActionState, Agent, AgentReport, DesiredState, EventBatch, LogLine, MetricKind,
-    MetricSeries, NewAction, RegisterRequest, SnapshotSummary, StoredSnapshot,
+    Action, ActionState, Agent, AgentReport, AuditEntry, BlockKind, BlockRule, DesiredState,
+    EventBatch, LogLine, MetricKind, MetricSeries, NewAction, NewBlockRule, NewRedactionRule,
+    NewToken, RedactionKind, RedactionRule, RegisterRequest, SnapshotSummary, StoredSnapshot,
+    TokenInfo,
 };
+use crate::auth::{parse_role, role_str};
 use crate::error::ServerError;
 use crate::time::rfc3339;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -112,6 +115,61 @@ pub const MIGRATIONS: &[&str] = &[
         buckets   TEXT NOT NULL,                  -- JSON [[bound, count], ...], not cumulative
         PRIMARY KEY (action_id, agent_id)
     ) WITHOUT ROWID;
+    "#,
+    // 2: security and governance: tokens, the audit trail, redaction and blocklist rules,
+    // the kill switch, and the token each agent registered with.
+    r#"
+    INSERT INTO meta (key, value) VALUES
+        ('next_token', 1), ('next_redaction', 1), ('next_block', 1), ('detach_all', 0);
+
+    CREATE TABLE tokens (
+        id         TEXT PRIMARY KEY,              -- 'tok-' || num
+        num        INTEGER NOT NULL UNIQUE,
+        role       TEXT NOT NULL,                 -- admin, developer, viewer, agent
+        tags       TEXT NOT NULL,                 -- JSON object: the scope
+        name       TEXT NOT NULL,
+        hash       TEXT NOT NULL UNIQUE,          -- hex SHA-256 of the secret
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER,
+        revoked_ms INTEGER
+    );
+
+    ALTER TABLE agents ADD COLUMN token_id TEXT;  -- the token that registered it
+
+    -- Append-only: the triggers refuse any change or deletion of a row.
+    CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms    INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        principal  TEXT NOT NULL,
+        method     TEXT NOT NULL,
+        path       TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        status     INTEGER NOT NULL,
+        detail     TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit (time_ms, seq);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: rows cannot be changed'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: rows cannot be deleted'); END;
+
+    CREATE TABLE redactions (
+        id         TEXT PRIMARY KEY,              -- 'red-' || num
+        num        INTEGER NOT NULL UNIQUE,
+        kind       TEXT NOT NULL,                 -- name, value, card_number
+        pattern    TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+
+    CREATE TABLE blocklist (
+        id         TEXT PRIMARY KEY,              -- 'blk-' || num
+        num        INTEGER NOT NULL UNIQUE,
+        kind       TEXT NOT NULL,                 -- path, function, module
+        pattern    TEXT NOT NULL,
+        allow      INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
     "#,
 ];
 
@@ -343,28 +401,41 @@ pub fn desired(conn: &mut Connection, agent_id: &str) -> rusqlite::Result<Option
             a
         })
         .collect();
+    let redactions = redactions(&tx)?;
+    let blocklist = block_rules(&tx)?;
+    let detach_all = detach_all(&tx)?;
     tx.finish()?;
     Ok(Some(DesiredState {
         version,
         actions,
-        redactions: Vec::new(),
-        blocklist: Vec::new(),
-        detach_all: false,
+        redactions,
+        blocklist,
+        detach_all,
     }))
 }
 
-/// Log lines with `seq > after`, ascending, at most `limit`, optionally of one action.
+/// The JSON array of agent ids a read is restricted to (`None`: not restricted), as the
+/// queries take it.
+fn only_json(only: Option<&[String]>) -> Option<String> {
+    only.map(|ids| to_json(&ids))
+}
+
+/// Log lines with `seq > after`, ascending, at most `limit`, optionally of one action, and
+/// only of the agents `only` lists when it is given.
 pub fn logs(
     conn: &Connection,
     action: Option<&str>,
     after: u64,
     limit: u32,
+    only: Option<&[String]>,
 ) -> rusqlite::Result<Vec<LogLine>> {
     let mut stmt = conn.prepare(
         "SELECT seq, action_id, agent_id, time, tid, location, message, vals FROM logs
-         WHERE seq > ?1 AND (?2 IS NULL OR action_id = ?2) ORDER BY seq LIMIT ?3",
+         WHERE seq > ?1 AND (?2 IS NULL OR action_id = ?2)
+           AND (?4 IS NULL OR agent_id IN (SELECT value FROM json_each(?4)))
+         ORDER BY seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![to_i64(after), action, limit], |r| {
+    let rows = stmt.query_map(params![to_i64(after), action, limit, only_json(only)], |r| {
         Ok(LogLine {
             seq: r.get::<_, i64>(0)? as u64,
             action_id: r.get(1)?,
@@ -379,17 +450,21 @@ pub fn logs(
     rows.collect()
 }
 
-/// The newest `limit` snapshots, newest first, optionally of one action.
+/// The newest `limit` snapshots, newest first, optionally of one action, and only of the
+/// agents `only` lists when it is given.
 pub fn snapshots(
     conn: &Connection,
     action: Option<&str>,
     limit: u32,
+    only: Option<&[String]>,
 ) -> rusqlite::Result<Vec<SnapshotSummary>> {
     let mut stmt = conn.prepare(
         "SELECT id, action_id, agent_id, time, tid, top FROM snapshots
-         WHERE ?1 IS NULL OR action_id = ?1 ORDER BY id DESC LIMIT ?2",
+         WHERE (?1 IS NULL OR action_id = ?1)
+           AND (?3 IS NULL OR agent_id IN (SELECT value FROM json_each(?3)))
+         ORDER BY id DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![action, limit], |r| {
+    let rows = stmt.query_map(params![action, limit, only_json(only)], |r| {
         Ok(SnapshotSummary {
             id: r.get::<_, i64>(0)? as u64,
             action_id: r.get(1)?,
@@ -421,14 +496,16 @@ pub fn snapshot(conn: &Connection, id: u64) -> rusqlite::Result<Option<StoredSna
     .optional()
 }
 
-/// One series per (action, agent) of the existing actions, buckets cumulative and ascending.
-pub fn metric_series(conn: &Connection) -> rusqlite::Result<Vec<MetricSeries>> {
+/// One series per (action, agent) of the existing actions, buckets cumulative and ascending;
+/// only of the agents `only` lists when it is given.
+pub fn metric_series(conn: &Connection, only: Option<&[String]>) -> rusqlite::Result<Vec<MetricSeries>> {
     let mut stmt = conn.prepare(
         "SELECT t.action_id, t.agent_id, t.kind, t.count, t.sum, t.buckets, a.spec
          FROM metric_totals t JOIN actions a ON a.id = t.action_id
+         WHERE ?1 IS NULL OR t.agent_id IN (SELECT value FROM json_each(?1))
          ORDER BY a.num, t.agent_id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map([only_json(only)], |r| {
         let spec: NewAction = json_col(6, &r.get::<_, String>(6)?)?;
         let buckets: Vec<(f64, u64)> = json_col(5, &r.get::<_, String>(5)?)?;
         Ok(MetricSeries {
@@ -506,11 +583,15 @@ pub fn bump_version(tx: &Connection) -> rusqlite::Result<u64> {
     .map(|v| v as u64)
 }
 
-/// Registers an agent: keeps `req.agent_id` when it is known (updating what it says about
-/// itself, keeping its first-seen time and its action states), else creates `new_id()`.
+/// Registers an agent, bound to the token `owner`: keeps `req.agent_id` when it is known
+/// and `owner` may take it (`any_owner`, or it was registered with the same token), updating
+/// what it says about itself, keeping its first-seen time and its action states; else
+/// creates `new_id()`.
 pub fn register(
     tx: &Connection,
     req: &RegisterRequest,
+    owner: Option<&str>,
+    any_owner: bool,
     now_ms: i64,
     mut new_id: impl FnMut() -> String,
 ) -> rusqlite::Result<String> {
@@ -518,8 +599,8 @@ pub fn register(
     if let Some(id) = &req.agent_id {
         let n = tx.execute(
             "UPDATE agents SET host = ?2, pid = ?3, executable = ?4, build_id = ?5, tags = ?6,
-             last_seen_ms = ?7 WHERE id = ?1",
-            params![id, req.host, req.pid, req.executable, req.build_id, tags, now_ms],
+             last_seen_ms = ?7, token_id = ?8 WHERE id = ?1 AND (?9 OR token_id IS ?8)",
+            params![id, req.host, req.pid, req.executable, req.build_id, tags, now_ms, owner, any_owner],
         )?;
         if n == 1 {
             return Ok(id.clone());
@@ -532,9 +613,9 @@ pub fn register(
         }
     };
     tx.execute(
-        "INSERT INTO agents (id, host, pid, executable, build_id, tags, first_seen_ms, last_seen_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![id, req.host, req.pid, req.executable, req.build_id, tags, now_ms],
+        "INSERT INTO agents (id, host, pid, executable, build_id, tags, first_seen_ms, last_seen_ms, token_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+        params![id, req.host, req.pid, req.executable, req.build_id, tags, now_ms, owner],
     )?;
     Ok(id)
 }
@@ -744,6 +825,301 @@ pub fn delete_action(tx: &Connection, id: &str) -> rusqlite::Result<bool> {
     tx.execute("DELETE FROM action_states WHERE action_id = ?1", [id])?;
     tx.execute("DELETE FROM metric_totals WHERE action_id = ?1", [id])?;
     Ok(n == 1)
+}
+
+/// Most actions that may target one agent.
+pub const MAX_ACTIONS_PER_AGENT: usize = 200;
+
+/// The first known agent that `spec` targets and that already has
+/// [`MAX_ACTIONS_PER_AGENT`] actions, with that count.
+pub fn agent_over_limit(tx: &Connection, spec: &NewAction) -> rusqlite::Result<Option<(String, usize)>> {
+    let agents = agent_tag_map(tx)?;
+    let targeted: Vec<(&String, &BTreeMap<String, String>)> =
+        agents.iter().filter(|(id, tags)| targets(spec, id, tags)).collect();
+    if targeted.is_empty() {
+        return Ok(None);
+    }
+    let mut stmt = tx.prepare_cached("SELECT spec FROM actions")?;
+    let specs: Vec<NewAction> = stmt
+        .query_map([], |r| json_col(0, &r.get::<_, String>(0)?))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, tags) in targeted {
+        let n = specs.iter().filter(|s| targets(s, id, tags)).count();
+        if n >= MAX_ACTIONS_PER_AGENT {
+            return Ok(Some((id.clone(), n)));
+        }
+    }
+    Ok(None)
+}
+
+// ---------------------------------------------------------------------------------------
+// Security: tokens, audit, redaction and blocklist rules, the kill switch, agent owners
+// ---------------------------------------------------------------------------------------
+
+/// Every agent's tags, by id.
+pub fn agent_tag_map(conn: &Connection) -> rusqlite::Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut stmt = conn.prepare_cached("SELECT id, tags FROM agents")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, json_col(1, &r.get::<_, String>(1)?)?)))?;
+    rows.collect()
+}
+
+/// The ids of the agents inside a scope (`None` scope: `None`, no restriction).
+pub fn agents_in_scope(
+    conn: &Connection,
+    scope: Option<&BTreeMap<String, String>>,
+) -> rusqlite::Result<Option<Vec<String>>> {
+    let Some(scope) = scope else { return Ok(None) };
+    Ok(Some(
+        agent_tag_map(conn)?
+            .into_iter()
+            .filter(|(_, tags)| crate::auth::agent_in_scope(scope, tags))
+            .map(|(id, _)| id)
+            .collect(),
+    ))
+}
+
+/// The token an agent registered with: `None` if the agent is unknown, `Some(None)` if it
+/// has none (registered before tokens existed).
+pub fn agent_owner(conn: &Connection, id: &str) -> rusqlite::Result<Option<Option<String>>> {
+    conn.query_row("SELECT token_id FROM agents WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+}
+
+/// The agent a snapshot came from.
+pub fn snapshot_agent(conn: &Connection, id: u64) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT agent_id FROM snapshots WHERE id = ?1", [to_i64(id)], |r| r.get(0))
+        .optional()
+}
+
+/// A stored token: what [`TokenInfo`] shows, plus its times in ms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredToken {
+    /// The token as listed.
+    pub info: TokenInfo,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: Option<i64>,
+    /// When it was revoked, ms since the epoch.
+    pub revoked_ms: Option<i64>,
+}
+
+fn token_row(r: &rusqlite::Row) -> rusqlite::Result<StoredToken> {
+    let expires_ms: Option<i64> = r.get(5)?;
+    let revoked_ms: Option<i64> = r.get(6)?;
+    Ok(StoredToken {
+        info: TokenInfo {
+            id: r.get(0)?,
+            role: parse_role(&r.get::<_, String>(1)?),
+            tags: json_col(2, &r.get::<_, String>(2)?)?,
+            name: r.get(3)?,
+            created_at: rfc3339(r.get(4)?),
+            expires_at: expires_ms.map(rfc3339),
+            revoked_at: revoked_ms.map(rfc3339),
+        },
+        expires_ms,
+        revoked_ms,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, role, tags, name, created_ms, expires_ms, revoked_ms";
+
+/// The token with this hash.
+pub fn token_by_hash(conn: &Connection, hash: &str) -> rusqlite::Result<Option<StoredToken>> {
+    conn.query_row(
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
+        [hash],
+        token_row,
+    )
+    .optional()
+}
+
+/// Every token, oldest first (revoked ones included).
+pub fn tokens(conn: &Connection) -> rusqlite::Result<Vec<TokenInfo>> {
+    let mut stmt = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY num"))?;
+    let rows = stmt.query_map([], |r| token_row(r).map(|t| t.info))?;
+    rows.collect()
+}
+
+/// How many tokens there are (revoked ones included).
+pub fn token_count(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}
+
+fn next_num(tx: &Connection, counter: &str) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "UPDATE meta SET value = value + 1 WHERE key = ?1 RETURNING value - 1",
+        [counter],
+        |r| r.get(0),
+    )
+}
+
+/// Stores a token (its hash only) with the next `tok-N` id.
+pub fn create_token(tx: &Connection, t: &NewToken, hash: &str, now_ms: i64) -> rusqlite::Result<TokenInfo> {
+    let num = next_num(tx, "next_token")?;
+    let id = format!("tok-{num}");
+    let expires_ms = t
+        .expires_secs
+        .map(|s| now_ms.saturating_add(to_i64(s).saturating_mul(1000)));
+    tx.execute(
+        "INSERT INTO tokens (id, num, role, tags, name, hash, created_ms, expires_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![id, num, role_str(t.role), to_json(&t.tags), t.name, hash, now_ms, expires_ms],
+    )?;
+    Ok(TokenInfo {
+        id,
+        role: t.role,
+        tags: t.tags.clone(),
+        name: t.name.clone(),
+        created_at: rfc3339(now_ms),
+        expires_at: expires_ms.map(rfc3339),
+        revoked_at: None,
+    })
+}
+
+/// Revokes a token (a revoked one keeps its first revocation time); false if unknown.
+pub fn revoke_token(tx: &Connection, id: &str, now_ms: i64) -> rusqlite::Result<bool> {
+    Ok(tx.execute(
+        "UPDATE tokens SET revoked_ms = COALESCE(revoked_ms, ?2) WHERE id = ?1",
+        params![id, now_ms],
+    )? == 1)
+}
+
+/// Appends a row to the audit trail (its `seq` and `time` are assigned here).
+pub fn append_audit(tx: &Connection, e: &AuditEntry, now_ms: i64) -> rusqlite::Result<u64> {
+    tx.query_row(
+        "INSERT INTO audit (time_ms, request_id, principal, method, path, target, status, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING seq",
+        params![now_ms, e.request_id, e.principal, e.method, e.path, e.target, e.status, e.detail],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+}
+
+/// Audit rows at or after `since_ms` with `seq > after`, ascending, at most `limit`.
+pub fn audit(conn: &Connection, since_ms: i64, after: u64, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, time_ms, request_id, principal, method, path, target, status, detail
+         FROM audit WHERE time_ms >= ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![since_ms, to_i64(after), limit], |r| {
+        Ok(AuditEntry {
+            seq: r.get::<_, i64>(0)? as u64,
+            time: rfc3339(r.get(1)?),
+            request_id: r.get(2)?,
+            principal: r.get(3)?,
+            method: r.get(4)?,
+            path: r.get(5)?,
+            target: r.get(6)?,
+            status: r.get::<_, i64>(7)? as u16,
+            detail: r.get(8)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn redaction_kind_str(k: RedactionKind) -> &'static str {
+    match k {
+        RedactionKind::Name => "name",
+        RedactionKind::Value => "value",
+        RedactionKind::CardNumber => "card_number",
+    }
+}
+
+fn block_kind_str(k: BlockKind) -> &'static str {
+    match k {
+        BlockKind::Path => "path",
+        BlockKind::Function => "function",
+        BlockKind::Module => "module",
+    }
+}
+
+/// The redaction rules in force: the built-in ones, then the stored ones, oldest first.
+pub fn redactions(conn: &Connection) -> rusqlite::Result<Vec<RedactionRule>> {
+    let mut rules = crate::redact::builtin_rules();
+    let mut stmt = conn.prepare_cached("SELECT id, kind, pattern FROM redactions ORDER BY num")?;
+    let rows = stmt.query_map([], |r| {
+        let kind = match r.get::<_, String>(1)?.as_str() {
+            "name" => RedactionKind::Name,
+            "card_number" => RedactionKind::CardNumber,
+            _ => RedactionKind::Value,
+        };
+        Ok(RedactionRule { id: r.get(0)?, kind, pattern: r.get(2)?, builtin: false })
+    })?;
+    for row in rows {
+        rules.push(row?);
+    }
+    Ok(rules)
+}
+
+/// Stores a redaction rule with the next `red-N` id.
+pub fn create_redaction(tx: &Connection, rule: &NewRedactionRule, now_ms: i64) -> rusqlite::Result<RedactionRule> {
+    let num = next_num(tx, "next_redaction")?;
+    let id = format!("red-{num}");
+    tx.execute(
+        "INSERT INTO redactions (id, num, kind, pattern, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, num, redaction_kind_str(rule.kind), rule.pattern, now_ms],
+    )?;
+    Ok(RedactionRule { id, kind: rule.kind, pattern: rule.pattern.clone(), builtin: false })
+}
+
+/// Deletes a stored redaction rule; false if unknown.
+pub fn delete_redaction(tx: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx.execute("DELETE FROM redactions WHERE id = ?1", [id])? == 1)
+}
+
+/// The blocklist, oldest rule first.
+pub fn block_rules(conn: &Connection) -> rusqlite::Result<Vec<BlockRule>> {
+    let mut stmt = conn.prepare_cached("SELECT id, kind, pattern, allow FROM blocklist ORDER BY num")?;
+    let rows = stmt.query_map([], |r| {
+        let kind = match r.get::<_, String>(1)?.as_str() {
+            "path" => BlockKind::Path,
+            "module" => BlockKind::Module,
+            _ => BlockKind::Function,
+        };
+        Ok(BlockRule { id: r.get(0)?, kind, pattern: r.get(2)?, allow: r.get(3)? })
+    })?;
+    rows.collect()
+}
+
+/// Stores a blocklist rule with the next `blk-N` id.
+pub fn create_block(tx: &Connection, rule: &NewBlockRule, now_ms: i64) -> rusqlite::Result<BlockRule> {
+    let num = next_num(tx, "next_block")?;
+    let id = format!("blk-{num}");
+    tx.execute(
+        "INSERT INTO blocklist (id, num, kind, pattern, allow, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, num, block_kind_str(rule.kind), rule.pattern, rule.allow, now_ms],
+    )?;
+    Ok(BlockRule { id, kind: rule.kind, pattern: rule.pattern.clone(), allow: rule.allow })
+}
+
+/// Deletes a blocklist rule; false if unknown.
+pub fn delete_block(tx: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx.execute("DELETE FROM blocklist WHERE id = ?1", [id])? == 1)
+}
+
+/// Creates an admin token named `name`; returns its secret (shown once) and what is stored.
+pub fn new_admin_token(tx: &Connection, name: &str, now_ms: i64) -> rusqlite::Result<(String, TokenInfo)> {
+    let secret = crate::auth::new_secret();
+    let t = NewToken {
+        role: crate::api::Role::Admin,
+        tags: BTreeMap::new(),
+        expires_secs: None,
+        name: name.to_string(),
+    };
+    let info = create_token(tx, &t, &crate::auth::hash_token(&secret), now_ms)?;
+    Ok((secret, info))
+}
+
+/// Whether the kill switch is on.
+pub fn detach_all(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'detach_all'", [], |r| r.get::<_, i64>(0))
+        .map(|v| v != 0)
+}
+
+/// Sets the kill switch.
+pub fn set_detach_all(tx: &Connection, on: bool) -> rusqlite::Result<()> {
+    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'detach_all'", [on as i64])?;
+    Ok(())
 }
 
 /// The event tables retention trims: (table, key column).

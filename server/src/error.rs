@@ -43,6 +43,20 @@ pub enum ServerError {
         /// The last version this build knows.
         known: i64,
     },
+    /// Plain HTTP on an address that is not loopback, without `insecure_listen`.
+    #[error(
+        "refusing to serve plain HTTP on {addr}, which is not a loopback address: anyone on the network could read the tokens; give --tls-cert and --tls-key to serve HTTPS, or --insecure-listen to serve plain HTTP anyway (behind a TLS proxy, on a trusted network)"
+    )]
+    InsecureListen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS: {detail}; give a PEM certificate chain with --tls-cert and its PEM private key with --tls-key")]
+    Tls {
+        /// What failed.
+        detail: String,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the writer thread: {0}")]
     Thread(std::io::Error),

@@ -50,18 +50,22 @@
 
 #[allow(missing_docs)] // the shared wire types: documented where it matters, owned jointly
 pub mod api;
+pub mod auth;
+pub mod blocklist;
 pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod readers;
+pub mod redact;
 pub mod routes;
 pub mod time;
 pub mod validate;
 pub mod writer;
 
+pub use auth::Principal;
 pub use error::{HttpError, ServerError};
-pub use routes::{Principal, authorize};
+pub use routes::authorize;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -70,12 +74,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
-/// How the server runs.
+/// How the server runs. Build it with [`ServerConfig::new`] and change what differs:
+/// `ServerConfig { retention, ..ServerConfig::new(listen, data_dir) }`.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Where to listen (port 0: any free port, reported through `serve`'s `bound`).
@@ -84,6 +91,94 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// How much history to keep.
     pub retention: Retention,
+    /// Serve HTTPS with this certificate and key (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// Serve plain HTTP on an address that is not loopback (refused otherwise).
+    pub insecure_listen: bool,
+}
+
+impl ServerConfig {
+    /// Plain HTTP on `listen` (which must then be a loopback address), data in `data_dir`,
+    /// default retention.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen,
+            data_dir: data_dir.into(),
+            retention: Retention::default(),
+            tls: None,
+            insecure_listen: false,
+        }
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// The PEM files of the server's certificate chain and private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (the server's certificate first), PEM.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: PathBuf,
+}
+
+/// Loads the certificate and key into a rustls server configuration (HTTP/1.1 over TLS
+/// 1.2 or 1.3, the ring provider).
+pub fn tls_config(files: &TlsFiles) -> Result<rustls::ServerConfig, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fail = |what: &str, path: &Path, e: &dyn std::fmt::Display| ServerError::Tls {
+        detail: format!("{what} {}: {e}", path.display()),
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|i| i.collect())
+        .map_err(|e| fail("cannot read the certificate", &files.cert, &e))?;
+    if certs.is_empty() {
+        return Err(fail("no certificate in", &files.cert, &"no CERTIFICATE block"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| fail("cannot read the private key", &files.key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls { detail: e.to_string() })?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| fail("the certificate and key do not fit together", &files.cert, &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Creates an admin token in the database of `data_dir` (creating and migrating the
+/// database if need be) and returns its secret: what `scry server --init-admin` prints.
+/// It works while a server runs on the same directory.
+pub fn init_admin(data_dir: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir {
+        dir: data_dir.to_path_buf(),
+        source,
+    })?;
+    let mut conn = db::open_writer(data_dir)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (secret, _) = db::new_admin_token(&tx, "init-admin", time::now_ms())?;
+    tx.commit()?;
+    Ok(secret)
+}
+
+/// The line printed once when a server starts on a database without tokens.
+pub const FIRST_TOKEN_LINE: &str = "scry server: first admin token (shown once):";
+
+/// On a database without any token, creates an admin token and returns its secret.
+pub fn first_admin_token(conn: &mut rusqlite::Connection) -> rusqlite::Result<Option<String>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if db::token_count(&tx)? > 0 {
+        return Ok(None);
+    }
+    let (secret, _) = db::new_admin_token(&tx, "first admin", time::now_ms())?;
+    tx.commit()?;
+    Ok(Some(secret))
 }
 
 /// How many events, and how old, the server keeps.
@@ -125,23 +220,36 @@ pub async fn serve(
     bound: oneshot::Sender<SocketAddr>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    if config.tls.is_none() && !config.listen.ip().is_loopback() && !config.insecure_listen {
+        return Err(ServerError::InsecureListen {
+            addr: config.listen,
+        });
+    }
+    let acceptor = match &config.tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(files)?))),
+        None => None,
+    };
     let dir = config.data_dir.clone();
     let open_dir = dir.clone();
-    let (conn, version, last_seq) = tokio::task::spawn_blocking(move || {
+    let (conn, version, last_seq, rules) = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&open_dir).map_err(|source| ServerError::DataDir {
             dir: open_dir.clone(),
             source,
         })?;
-        let conn = db::open_writer(&open_dir)?;
+        let mut conn = db::open_writer(&open_dir)?;
         let fail = |source| ServerError::Database {
             path: open_dir.join(db::DB_FILE),
             source,
         };
+        if let Some(secret) = first_admin_token(&mut conn).map_err(fail)? {
+            eprintln!("{FIRST_TOKEN_LINE} {secret}");
+        }
+        let rules = db::redactions(&conn).map_err(fail)?;
         let version = db::version(&conn).map_err(fail)?;
         let last_seq: i64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM logs", [], |r| r.get(0))
             .map_err(fail)?;
-        Ok::<_, ServerError>((conn, version, last_seq as u64))
+        Ok::<_, ServerError>((conn, version, last_seq as u64, rules))
     })
     .await
     .expect("opening the database does not panic")?;
@@ -149,6 +257,7 @@ pub async fn serve(
     let published = Arc::new(writer::Published {
         version: watch::channel(version).0,
         last_log_seq: watch::channel(last_seq).0,
+        redactor: RwLock::new(Arc::new(redact::Redactor::new(&rules))),
     });
     let (writer, writer_thread) =
         writer::start(conn, config.retention.clone(), Arc::clone(&published))
@@ -206,7 +315,17 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(serve_connection(Arc::clone(&app), stream, stop_rx.clone()));
+                    let (app, stop) = (Arc::clone(&app), stop_rx.clone());
+                    match acceptor.clone() {
+                        None => conns.spawn(serve_connection(app, stream, stop)),
+                        Some(acceptor) => conns.spawn(async move {
+                            // A client that does not finish its handshake in time is dropped.
+                            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => serve_connection(app, tls, stop).await,
+                                Ok(Err(_)) | Err(_) => {}
+                            }
+                        }),
+                    };
                 }
                 Err(e) => {
                     // Out of descriptors and the like: not fatal, retry shortly.
@@ -238,11 +357,13 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
-    app: Arc<routes::App>,
-    stream: tokio::net::TcpStream,
-    mut stop: watch::Receiver<bool>,
-) {
+/// How long a TLS handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+async fn serve_connection<S>(app: Arc<routes::App>, stream: S, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(routes::handle(app, req).await) }
@@ -264,7 +385,7 @@ async fn serve_connection(
 }
 
 /// Runs the server on its own tokio runtime until SIGINT or SIGTERM, printing
-/// `scry server listening on http://ADDR (data: DIR)` to stderr once bound.
+/// `scry server listening on http://ADDR (data: DIR)` (or `https://`) to stderr once bound.
 pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -272,6 +393,7 @@ pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let data = config.data_dir.clone();
+        let scheme = config.scheme();
         let (bound_tx, bound_rx) = oneshot::channel();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let shutdown = async move {
@@ -283,7 +405,7 @@ pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
         let server = tokio::spawn(serve(config, bound_tx, shutdown));
         if let Ok(addr) = bound_rx.await {
             eprintln!(
-                "scry server listening on http://{addr} (data: {})",
+                "scry server listening on {scheme}://{addr} (data: {})",
                 data.display()
             );
         }

@@ -24,8 +24,10 @@ fn answers(description: &str, schema: Value, errors: &[&str]) -> Value {
     for code in errors {
         let what = match *code {
             "400" => "bad input: the detail says what to fix",
-            "404" => "no such agent, action or snapshot",
-            "413" => "request body over 8 MiB",
+            "404" => "no such agent, action, snapshot, token or rule",
+            "409" => "a limit of the server's state: 200 actions per agent",
+            "413" => "request body over 8 MiB, or more than 5,000 events in one batch",
+            "422" => "refused by the blocklist: the detail names the rule",
             _ => "error",
         };
         m.insert(
@@ -33,11 +35,16 @@ fn answers(description: &str, schema: Value, errors: &[&str]) -> Value {
             json!({ "description": what, "content": { "application/json": { "schema": r("ApiError") } } }),
         );
     }
-    m.insert(
-        "500".into(),
-        json!({ "description": "a fault of the server (its storage)", "content": { "application/json": { "schema": r("ApiError") } } }),
-    );
+    auth_errors(&mut m);
     Value::Object(m)
+}
+
+/// The answers every route that needs a token has: 401, 403, 500.
+fn auth_errors(m: &mut serde_json::Map<String, Value>) {
+    let err = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": r("ApiError") } } });
+    m.insert("401".into(), err("no token, or a malformed, unknown, revoked or expired one"));
+    m.insert("403".into(), err("the token's role lacks the right, or the thing is outside its tag scope"));
+    m.insert("500".into(), err("a fault of the server (its storage)"));
 }
 
 fn path_param(name: &str, description: &str) -> Value {
@@ -60,7 +67,91 @@ fn buckets(description: &str) -> Value {
     })
 }
 
+/// The schemas of tokens, the audit trail, redaction and blocklist rules.
+fn security_schemas() -> Value {
+    let s = json!({ "type": "string" });
+    let u64_ = json!({ "type": "integer", "format": "int64", "minimum": 0 });
+    let time = json!({ "type": "string", "description": "RFC 3339 UTC" });
+    json!({
+        "Role": { "type": "string", "enum": ["admin", "developer", "viewer", "agent"] },
+        "NewToken": {
+            "type": "object",
+            "required": ["role"],
+            "properties": {
+                "role": r("Role"),
+                "tags": { "type": "object", "additionalProperties": { "type": "string" }, "maxProperties": 32, "description": "scope: agents with all of these tags (empty: every agent)" },
+                "expires_secs": { "type": "integer", "minimum": 1, "maximum": 3_153_600_000u64, "description": "seconds until it expires (absent: never)" },
+                "name": { "type": "string", "maxLength": 256 }
+            }
+        },
+        "TokenInfo": {
+            "type": "object",
+            "required": ["id", "role", "created_at"],
+            "properties": {
+                "id": { "type": "string", "example": "tok-1" }, "role": r("Role"), "tags": string_map(), "name": s,
+                "created_at": time, "expires_at": time, "revoked_at": time
+            }
+        },
+        "CreatedToken": {
+            "type": "object",
+            "required": ["token", "info"],
+            "properties": {
+                "token": { "type": "string", "description": "scry_ and 64 hex digits; shown this once" },
+                "info": r("TokenInfo")
+            }
+        },
+        "AuditEntry": {
+            "type": "object",
+            "required": ["seq", "time", "request_id", "principal", "method", "path", "status"],
+            "properties": {
+                "seq": u64_, "time": time, "request_id": s,
+                "principal": { "type": "string", "description": "tok-N role, or anonymous" },
+                "method": s, "path": s, "target": s,
+                "status": { "type": "integer", "minimum": 100, "maximum": 599 },
+                "detail": s
+            }
+        },
+        "RedactionKind": { "type": "string", "enum": ["name", "value", "card_number"] },
+        "NewRedactionRule": {
+            "type": "object",
+            "required": ["kind"],
+            "properties": {
+                "kind": r("RedactionKind"),
+                "pattern": { "type": "string", "maxLength": 1024, "description": "name: part of a name (case-insensitive); value: a regular expression; card_number: unused" }
+            }
+        },
+        "RedactionRule": {
+            "type": "object",
+            "required": ["id", "kind"],
+            "properties": { "id": s, "kind": r("RedactionKind"), "pattern": s, "builtin": { "type": "boolean" } }
+        },
+        "BlockKind": { "type": "string", "enum": ["path", "function", "module"] },
+        "NewBlockRule": {
+            "type": "object",
+            "required": ["kind", "pattern"],
+            "properties": {
+                "kind": r("BlockKind"),
+                "pattern": { "type": "string", "minLength": 1, "maxLength": 1024, "description": "a glob: * any run, ? one character" },
+                "allow": { "type": "boolean", "description": "an exception to the other rules" }
+            }
+        },
+        "BlockRule": {
+            "type": "object",
+            "required": ["id", "kind", "pattern"],
+            "properties": { "id": s, "kind": r("BlockKind"), "pattern": s, "allow": { "type": "boolean" } }
+        }
+    })
+}
+
 fn schemas() -> Value {
+    let mut all = base_schemas();
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), security_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+fn base_schemas() -> Value {
     let u64_ = json!({ "type": "integer", "format": "int64", "minimum": 0 });
     let i32_ = json!({ "type": "integer", "format": "int32" });
     let s = json!({ "type": "string" });
@@ -147,7 +238,12 @@ fn schemas() -> Value {
         "DesiredState": {
             "type": "object",
             "required": ["version", "actions"],
-            "properties": { "version": u64_, "actions": arr(r("Action")) }
+            "properties": {
+                "version": u64_, "actions": arr(r("Action")),
+                "redactions": arr(r("RedactionRule")),
+                "blocklist": arr(r("BlockRule")),
+                "detach_all": { "type": "boolean", "description": "the kill switch: unplant everything and detach" }
+            }
         },
         "AgentReport": {
             "type": "object",
@@ -229,22 +325,45 @@ fn schemas() -> Value {
     })
 }
 
+fn uint_param(name: &str, minimum: u64, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description,
+            "schema": { "type": "integer", "format": "int64", "minimum": minimum } })
+}
+
+fn limit_param() -> Value {
+    json!({ "name": "limit", "in": "query", "required": false,
+            "description": "at most this many (default 100; more than 1000 counts as 1000)",
+            "schema": { "type": "integer", "format": "int64", "minimum": 1 } })
+}
+
+fn wait_param(description: &str) -> Value {
+    json!({ "name": "wait", "in": "query", "required": false, "description": description,
+            "schema": { "type": "number", "minimum": 0, "maximum": 60 } })
+}
+
+fn prometheus_answers() -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "200".into(),
+        json!({ "description": "the metrics", "content": { "text/plain; version=0.0.4": { "schema": { "type": "string" } } } }),
+    );
+    auth_errors(&mut m);
+    Value::Object(m)
+}
+
 /// The OpenAPI 3.0 document.
 pub fn document() -> Value {
     let agent = path_param("id", "the agent's id");
     let action = path_param("id", "the action's id (act-N)");
-    let wait = query_param(
-        "wait",
-        "number",
-        "long poll: seconds to wait for a change (at most 60)",
-    );
+    let wait = wait_param("long poll: seconds to wait for a change (at most 60)");
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "scry management server",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Agents poll their desired state and upload events; clients manage actions and read events. Errors are {\"error\", \"detail\"} with a 4xx for bad input."
+            "description": "Agents poll their desired state and upload events; clients manage actions and read events. Errors are {\"error\", \"detail\"} with a 4xx for bad input. Every route but this document needs \"Authorization: Bearer scry_...\": 401 without a valid token, 403 when its role or tag scope does not allow the request."
         },
+        "security": [{ "bearer": [] }],
         "paths": {
             "/v1/agents/register": {
                 "post": {
@@ -258,7 +377,7 @@ pub fn document() -> Value {
                     "summary": "The actions the agent must have, with their version (long poll)",
                     "parameters": [
                         agent,
-                        query_param("version", "integer", "the version the agent has: the answer waits while it is current"),
+                        uint_param("version", 0, "the version the agent has: the answer waits while it is current"),
                         wait
                     ],
                     "responses": answers("the desired state", r("DesiredState"), &["400", "404"])
@@ -274,7 +393,7 @@ pub fn document() -> Value {
             },
             "/v1/agents/{id}/events": {
                 "post": {
-                    "summary": "Upload log lines, snapshots and metric samples; answered once committed",
+                    "summary": "Upload log lines, snapshots and metric samples (redacted, then stored); answered once committed",
                     "parameters": [agent],
                     "requestBody": body(r("EventBatch")),
                     "responses": answers("how many were stored", r("EventAck"), &["400", "404", "413"])
@@ -290,7 +409,7 @@ pub fn document() -> Value {
                 "post": {
                     "summary": "Create an action",
                     "requestBody": body(r("NewAction")),
-                    "responses": answers("the action as stored", r("Action"), &["400", "413"])
+                    "responses": answers("the action as stored", r("Action"), &["400", "409", "413", "422"])
                 },
                 "get": {
                     "summary": "Every action, with its per-agent states",
@@ -314,9 +433,9 @@ pub fn document() -> Value {
                     "summary": "Log lines after a seq, ascending (long poll with wait)",
                     "parameters": [
                         query_param("action", "string", "only this action's lines"),
-                        query_param("after", "integer", "only lines with a greater seq (default 0)"),
-                        query_param("limit", "integer", "at most this many (default 100, at most 1000)"),
-                        query_param("wait", "number", "long poll: seconds to wait for a line (at most 60)")
+                        uint_param("after", 0, "only lines with a greater seq (default 0)"),
+                        limit_param(),
+                        wait_param("long poll: seconds to wait for a line (at most 60)")
                     ],
                     "responses": answers("the lines", arr(r("LogLine")), &["400"])
                 }
@@ -326,7 +445,7 @@ pub fn document() -> Value {
                     "summary": "The newest snapshots, newest first",
                     "parameters": [
                         query_param("action", "string", "only this action's snapshots"),
-                        query_param("limit", "integer", "at most this many (default 100, at most 1000)")
+                        limit_param()
                     ],
                     "responses": answers("the snapshots, without bodies", arr(r("SnapshotSummary")), &["400"])
                 }
@@ -346,22 +465,91 @@ pub fn document() -> Value {
             },
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus text exposition 0.0.4: scry_hits_total, scry_tictoc_seconds, scry_duration_seconds, scry_value",
-                    "responses": {
-                        "200": {
-                            "description": "the metrics",
-                            "content": { "text/plain; version=0.0.4": { "schema": { "type": "string" } } }
-                        },
-                        "500": {
-                            "description": "a fault of the server (its storage)",
-                            "content": { "application/json": { "schema": r("ApiError") } }
-                        }
-                    }
+                    "summary": "Prometheus text exposition 0.0.4: scry_hits_total, scry_tictoc_seconds, scry_duration_seconds, scry_value (admin, developer or viewer; filtered to the token's scope)",
+                    "responses": prometheus_answers()
+                }
+            },
+            "/v1/tokens": {
+                "post": {
+                    "summary": "Create a token (admin); its secret is in this answer only",
+                    "requestBody": body(r("NewToken")),
+                    "responses": answers("the token and its secret", r("CreatedToken"), &["400", "413"])
+                },
+                "get": {
+                    "summary": "Every token, revoked ones included, never their secrets (admin)",
+                    "responses": answers("the tokens", arr(r("TokenInfo")), &[])
+                }
+            },
+            "/v1/tokens/{id}": {
+                "delete": {
+                    "summary": "Revoke a token (admin)",
+                    "parameters": [path_param("id", "the token's id (tok-N)")],
+                    "responses": answers("revoked", r("Empty"), &["404"])
+                }
+            },
+            "/v1/audit": {
+                "get": {
+                    "summary": "The audit trail, ascending (admin): every mutating and every refused request",
+                    "parameters": [
+                        { "name": "since", "in": "query", "required": false, "description": "only entries at or after this time (RFC 3339)", "schema": { "type": "string", "format": "date-time" } },
+                        uint_param("after", 0, "only entries with a greater seq (default 0)"),
+                        limit_param()
+                    ],
+                    "responses": answers("the entries", arr(r("AuditEntry")), &["400"])
+                }
+            },
+            "/v1/redactions": {
+                "post": {
+                    "summary": "Add a redaction rule (admin); agents get it with their next desired state",
+                    "requestBody": body(r("NewRedactionRule")),
+                    "responses": answers("the rule", r("RedactionRule"), &["400", "413"])
+                },
+                "get": {
+                    "summary": "The redaction rules in force, built-in ones first (admin or developer)",
+                    "responses": answers("the rules", arr(r("RedactionRule")), &[])
+                }
+            },
+            "/v1/redactions/{id}": {
+                "delete": {
+                    "summary": "Remove a redaction rule (admin); built-in rules cannot be removed (400)",
+                    "parameters": [path_param("id", "the rule's id (red-N)")],
+                    "responses": answers("removed", r("Empty"), &["400", "404"])
+                }
+            },
+            "/v1/blocklist": {
+                "post": {
+                    "summary": "Add a blocklist rule (admin): no action may be created where it matches",
+                    "requestBody": body(r("NewBlockRule")),
+                    "responses": answers("the rule", r("BlockRule"), &["400", "413"])
+                },
+                "get": {
+                    "summary": "The blocklist (admin or developer)",
+                    "responses": answers("the rules", arr(r("BlockRule")), &[])
+                }
+            },
+            "/v1/blocklist/{id}": {
+                "delete": {
+                    "summary": "Remove a blocklist rule (admin)",
+                    "parameters": [path_param("id", "the rule's id (blk-N)")],
+                    "responses": answers("removed", r("Empty"), &["404"])
+                }
+            },
+            "/v1/detach-all": {
+                "post": {
+                    "summary": "The kill switch (admin): every agent unplants everything and detaches, until attach-all",
+                    "responses": answers("on", r("Empty"), &["413"])
+                }
+            },
+            "/v1/attach-all": {
+                "post": {
+                    "summary": "Clear the kill switch (admin)",
+                    "responses": answers("off", r("Empty"), &["413"])
                 }
             },
             "/v1/openapi.json": {
                 "get": {
-                    "summary": "This document",
+                    "summary": "This document (no token needed)",
+                    "security": [],
                     "responses": {
                         "200": {
                             "description": "the OpenAPI 3.0 document",
@@ -371,7 +559,16 @@ pub fn document() -> Value {
                 }
             }
         },
-        "components": { "schemas": schemas() }
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token: scry_ and 64 hex digits (POST /v1/tokens, or scry server --init-admin)"
+                }
+            }
+        }
     })
 }
 

@@ -4,16 +4,19 @@
 //! requests against it, and a test checks that the OpenAPI document describes exactly it.
 
 use crate::api::{
-    AgentReport, EventAck, EventBatch, NewAction, RegisterRequest, RegisterResponse,
+    AgentReport, AuditEntry, CreatedToken, EventAck, EventBatch, NewAction, NewBlockRule,
+    NewRedactionRule, NewToken, RegisterRequest, RegisterResponse, Role,
 };
+use crate::auth::{self, Principal};
 use crate::error::HttpError;
 use crate::readers::Readers;
+use crate::redact::Redactor;
 use crate::writer::{Done, Op, Published, WriterHandle};
 use crate::{db, metrics, openapi, validate};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -61,9 +64,72 @@ pub enum Handler {
     Prometheus,
     /// `GET /v1/openapi.json`
     OpenApi,
+    /// `POST /v1/tokens`
+    CreateToken,
+    /// `GET /v1/tokens`
+    ListTokens,
+    /// `DELETE /v1/tokens/{id}`
+    RevokeToken,
+    /// `GET /v1/audit`
+    Audit,
+    /// `POST /v1/redactions`
+    CreateRedaction,
+    /// `GET /v1/redactions`
+    ListRedactions,
+    /// `DELETE /v1/redactions/{id}`
+    DeleteRedaction,
+    /// `POST /v1/blocklist`
+    CreateBlock,
+    /// `GET /v1/blocklist`
+    ListBlocklist,
+    /// `DELETE /v1/blocklist/{id}`
+    DeleteBlock,
+    /// `POST /v1/detach-all`
+    DetachAll,
+    /// `POST /v1/attach-all`
+    AttachAll,
 }
 
-/// A route: method, path template (`{id}` matches one path segment), handler.
+/// Who may call a route (the roles matrix of the crate doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token.
+    Public,
+    /// Agents (for their own agents) and admins.
+    Agent,
+    /// Admins, developers and viewers (reads filtered to their scope).
+    Read,
+    /// Admins and developers (within their scope).
+    Write,
+    /// Admins only.
+    Admin,
+}
+
+impl Access {
+    /// Whether a role may call a route of this access.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Agent => matches!(role, Role::Admin | Role::Agent),
+            Access::Read => matches!(role, Role::Admin | Role::Developer | Role::Viewer),
+            Access::Write => matches!(role, Role::Admin | Role::Developer),
+            Access::Admin => role == Role::Admin,
+        }
+    }
+
+    /// The roles it allows, as the 403 names them.
+    pub fn roles(self) -> &'static str {
+        match self {
+            Access::Public => "anyone",
+            Access::Agent => "agent or admin",
+            Access::Read => "admin, developer or viewer",
+            Access::Write => "admin or developer",
+            Access::Admin => "admin",
+        }
+    }
+}
+
+/// A route: method, path template (`{id}` matches one path segment), handler, access.
 #[derive(Clone, Copy, Debug)]
 pub struct Route {
     /// `GET`, `POST` or `DELETE`.
@@ -72,47 +138,78 @@ pub struct Route {
     pub path: &'static str,
     /// What answers it.
     pub handler: Handler,
+    /// Who may call it.
+    pub access: Access,
 }
 
-const fn route(method: &'static str, path: &'static str, handler: Handler) -> Route {
+const fn route(method: &'static str, path: &'static str, handler: Handler, access: Access) -> Route {
     Route {
         method,
         path,
         handler,
+        access,
     }
 }
 
 /// Every route the server answers.
 pub const ROUTES: &[Route] = &[
-    route("POST", "/v1/agents/register", Handler::Register),
-    route("GET", "/v1/agents/{id}/desired", Handler::Desired),
-    route("POST", "/v1/agents/{id}/report", Handler::Report),
-    route("POST", "/v1/agents/{id}/events", Handler::Events),
-    route("GET", "/v1/agents", Handler::ListAgents),
-    route("POST", "/v1/actions", Handler::CreateAction),
-    route("GET", "/v1/actions", Handler::ListActions),
-    route("GET", "/v1/actions/{id}", Handler::GetAction),
-    route("DELETE", "/v1/actions/{id}", Handler::DeleteAction),
-    route("GET", "/v1/logs", Handler::Logs),
-    route("GET", "/v1/snapshots", Handler::ListSnapshots),
-    route("GET", "/v1/snapshots/{id}", Handler::GetSnapshot),
-    route("GET", "/v1/metrics", Handler::MetricSeries),
-    route("GET", "/metrics", Handler::Prometheus),
-    route("GET", "/v1/openapi.json", Handler::OpenApi),
+    route("POST", "/v1/agents/register", Handler::Register, Access::Agent),
+    route("GET", "/v1/agents/{id}/desired", Handler::Desired, Access::Agent),
+    route("POST", "/v1/agents/{id}/report", Handler::Report, Access::Agent),
+    route("POST", "/v1/agents/{id}/events", Handler::Events, Access::Agent),
+    route("GET", "/v1/agents", Handler::ListAgents, Access::Read),
+    route("POST", "/v1/actions", Handler::CreateAction, Access::Write),
+    route("GET", "/v1/actions", Handler::ListActions, Access::Read),
+    route("GET", "/v1/actions/{id}", Handler::GetAction, Access::Read),
+    route("DELETE", "/v1/actions/{id}", Handler::DeleteAction, Access::Write),
+    route("GET", "/v1/logs", Handler::Logs, Access::Read),
+    route("GET", "/v1/snapshots", Handler::ListSnapshots, Access::Read),
+    route("GET", "/v1/snapshots/{id}", Handler::GetSnapshot, Access::Read),
+    route("GET", "/v1/metrics", Handler::MetricSeries, Access::Read),
+    route("GET", "/metrics", Handler::Prometheus, Access::Read),
+    route("GET", "/v1/openapi.json", Handler::OpenApi, Access::Public),
+    route("POST", "/v1/tokens", Handler::CreateToken, Access::Admin),
+    route("GET", "/v1/tokens", Handler::ListTokens, Access::Admin),
+    route("DELETE", "/v1/tokens/{id}", Handler::RevokeToken, Access::Admin),
+    route("GET", "/v1/audit", Handler::Audit, Access::Admin),
+    route("POST", "/v1/redactions", Handler::CreateRedaction, Access::Admin),
+    route("GET", "/v1/redactions", Handler::ListRedactions, Access::Write),
+    route("DELETE", "/v1/redactions/{id}", Handler::DeleteRedaction, Access::Admin),
+    route("POST", "/v1/blocklist", Handler::CreateBlock, Access::Admin),
+    route("GET", "/v1/blocklist", Handler::ListBlocklist, Access::Write),
+    route("DELETE", "/v1/blocklist/{id}", Handler::DeleteBlock, Access::Admin),
+    route("POST", "/v1/detach-all", Handler::DetachAll, Access::Admin),
+    route("POST", "/v1/attach-all", Handler::AttachAll, Access::Admin),
 ];
 
-/// Who makes a request. Today everyone is [`Principal::Anonymous`]; the security issue
-/// will add users and tokens here.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Principal {
-    /// No credentials (allowed while the server has no authentication).
-    Anonymous,
-}
-
-/// Decides who makes a request and whether it may; called before every route's handler.
-/// The seam for authentication: it allows everything for now.
-pub fn authorize<B>(_request: &Request<B>) -> Result<Principal, HttpError> {
-    Ok(Principal::Anonymous)
+/// Decides whether a principal (`None`: no token) may call a route: 401 without a token
+/// (except on public routes), 403 when its role lacks the right. Called before every
+/// route's handler; the handlers then check the tag scope and agent ownership.
+pub fn authorize(route: &Route, principal: Option<&Principal>) -> Result<(), HttpError> {
+    if route.access == Access::Public {
+        return Ok(());
+    }
+    let Some(p) = principal else {
+        return Err(auth::unauthorized(
+            "missing token",
+            "send \"Authorization: Bearer scry_...\" with a token from POST /v1/tokens (or `scry server --init-admin`)",
+        ));
+    };
+    if route.access.allows(p.role) {
+        Ok(())
+    } else {
+        Err(auth::forbidden(
+            "not allowed for this role",
+            format!(
+                "{} {} needs a token of role {}; token {} is {}",
+                route.method,
+                route.path,
+                route.access.roles(),
+                p.token_id,
+                auth::role_str(p.role)
+            ),
+        ))
+    }
 }
 
 /// What the handlers share.
@@ -261,11 +358,49 @@ impl Query {
     }
 }
 
-/// Answers one request: never fails, every error becomes its JSON answer.
+/// What one request is, for its audit row.
+#[derive(Default)]
+struct Ctx {
+    /// The route matched.
+    handler: Option<Handler>,
+    /// Who calls, once the token is checked.
+    principal: Option<Principal>,
+    /// What is acted on (an action, agent, token or rule id), when known.
+    target: String,
+}
+
+/// Whether a request gets an audit row: every refusal (401, 403) and every mutating
+/// request, except an agent's routine uploads (report, events) that succeed.
+pub fn audited(method: &str, handler: Option<Handler>, status: StatusCode) -> bool {
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return true;
+    }
+    let mutating = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
+    let routine = matches!(handler, Some(Handler::Report | Handler::Events)) && status.is_success();
+    mutating && !routine
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Answers one request: never fails, every error becomes its JSON answer. Every answer
+/// carries an `x-request-id`; audited requests ([`audited`]) are written to the audit trail
+/// (committed) before the answer goes.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let request_id = format!("req-{}", auth::random_hex(8));
+    let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    match answer(&app, req).await {
-        Ok(r) => r,
+    let mut ctx = Ctx::default();
+    let (mut response, detail) = match answer(&app, req, &mut ctx).await {
+        Ok(r) => (r, String::new()),
         Err(e) => {
             let mut r = error_response(&e);
             if e.status == StatusCode::METHOD_NOT_ALLOWED
@@ -273,9 +408,30 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             {
                 r.headers_mut().insert(ALLOW, v);
             }
-            r
+            (r, format!("{}: {}", e.body.error, e.body.detail))
+        }
+    };
+    let status = response.status();
+    if audited(&method, ctx.handler, status) {
+        let entry = AuditEntry {
+            seq: 0,
+            time: String::new(),
+            request_id: request_id.clone(),
+            principal: ctx.principal.as_ref().map_or_else(|| "anonymous".to_string(), Principal::label),
+            method,
+            path: clip(&path, 1024),
+            target: clip(&ctx.target, 256),
+            status: status.as_u16(),
+            detail: clip(&detail, 2048),
+        };
+        if let Err(e) = app.writer.write(Op::Audit(entry)).await {
+            eprintln!("scry server: cannot write the audit row of {request_id}: {e}");
         }
     }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
 }
 
 /// The JSON answer of an error.
@@ -423,27 +579,150 @@ async fn wait_until<T>(
     }
 }
 
-async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+/// Checks a token: the principal it stands for, or a 401 saying why not.
+async fn authenticate(app: &App, token: &str) -> Result<Principal, HttpError> {
+    let hash = auth::hash_token(token);
+    let stored = app.readers.read(move |c| db::token_by_hash(c, &hash)).await?;
+    let Some(t) = stored else {
+        return Err(auth::unauthorized(
+            "unknown token",
+            "this token is not known to the server; ask an admin for one (POST /v1/tokens)",
+        ));
+    };
+    if let Some(at) = &t.info.revoked_at {
+        return Err(auth::unauthorized(
+            "revoked token",
+            format!("token {} was revoked at {at}; ask an admin for a new one", t.info.id),
+        ));
+    }
+    if t.expires_ms.is_some_and(|e| e <= crate::time::now_ms()) {
+        return Err(auth::unauthorized(
+            "expired token",
+            format!(
+                "token {} expired at {}; ask an admin for a new one",
+                t.info.id,
+                t.info.expires_at.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(Principal {
+        token_id: t.info.id,
+        role: t.info.role,
+        tags: t.info.tags,
+    })
+}
+
+fn out_of_scope(what: &str, p: &Principal) -> HttpError {
+    auth::forbidden(
+        "outside the token's scope",
+        format!(
+            "{what} is outside the scope of token {} (agents with tags {}); use a token whose tags cover it",
+            p.token_id,
+            serde_json::to_string(&p.tags).unwrap_or_default()
+        ),
+    )
+}
+
+/// Checks that `p` may act for agent `id`: admins for any, agents for those they
+/// registered. 404 for an unknown agent.
+async fn check_owner(app: &App, p: &Principal, id: &str) -> Result<(), HttpError> {
+    let key = id.to_string();
+    let owner = app.readers.read(move |c| db::agent_owner(c, &key)).await?;
+    let Some(owner) = owner else {
+        return Err(unknown_agent(id));
+    };
+    if p.role == Role::Admin || owner.as_deref() == Some(p.token_id.as_str()) {
+        Ok(())
+    } else {
+        Err(auth::forbidden(
+            "not this token's agent",
+            format!(
+                "agent {id} was registered with another token; token {} acts only for the agents it registered",
+                p.token_id
+            ),
+        ))
+    }
+}
+
+/// Redacts what an agent uploads, before it is stored.
+pub fn redact_batch(r: &Redactor, b: &mut EventBatch) {
+    for l in &mut b.logs {
+        if let std::borrow::Cow::Owned(m) = r.redact_text(&l.message) {
+            l.message = m;
+        }
+        if let std::borrow::Cow::Owned(m) = r.redact_text(&l.location) {
+            l.location = m;
+        }
+        r.redact_json(&mut l.values);
+    }
+    for s in &mut b.snapshots {
+        r.redact_json(&mut s.snapshot);
+    }
+}
+
+fn expect_found(d: Done, missing: impl FnOnce() -> HttpError) -> Result<Response<Body>, HttpError> {
+    match d {
+        Done::Found(true) => empty_object(),
+        Done::Found(false) => Err(missing()),
+        d => Err(unexpected(d)),
+    }
+}
+
+async fn answer(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<Body>, HttpError> {
     let (route, params) = find(req.method().as_str(), req.uri().path())?;
-    let _principal = authorize(&req)?;
+    ctx.handler = Some(route.handler);
+    let id = params.first().cloned().unwrap_or_default();
+    ctx.target = id.clone();
+    if route.access != Access::Public
+        && let Some(token) = auth::bearer(req.headers().get(AUTHORIZATION))?
+    {
+        ctx.principal = Some(authenticate(app, &token).await?);
+    }
+    authorize(route, ctx.principal.as_ref())?;
+    if route.handler == Handler::OpenApi {
+        return ok(&openapi::document());
+    }
+    let Some(p) = ctx.principal.clone() else {
+        return Err(HttpError::internal(
+            "no principal",
+            "a route that needs a token was reached without one; this is a bug of the server",
+        ));
+    };
+    let scope = p.scope().cloned();
     let query = Query::parse(req.uri().query());
     let body = if req.method() == Method::POST {
         read_body(req).await?
     } else {
         Bytes::new()
     };
-    let id = params.first().cloned().unwrap_or_default();
     match route.handler {
         Handler::Register => {
             let r: RegisterRequest = parse_body(body, "RegisterRequest").await?;
-            match app.writer.write(Op::Register(r)).await? {
-                Done::AgentId(agent_id) => ok(&RegisterResponse { agent_id }),
+            validate::tags(&r.tags, "tags")?;
+            if p.role == Role::Agent && !auth::agent_in_scope(&p.tags, &r.tags) {
+                return Err(out_of_scope("an agent with these tags", &p));
+            }
+            let op = Op::Register {
+                req: r,
+                owner: Some(p.token_id.clone()),
+                any_owner: p.role == Role::Admin,
+            };
+            match app.writer.write(op).await? {
+                Done::AgentId(agent_id) => {
+                    ctx.target = agent_id.clone();
+                    ok(&RegisterResponse { agent_id })
+                }
                 d => Err(unexpected(d)),
             }
         }
         Handler::Desired => {
             let since: Option<u64> = query.num("version", "a version number")?;
             let wait = query.wait()?;
+            check_owner(app, &p, &id).await?;
             let mut rx = app.published.version.subscribe();
             app.writer.write_later(Op::Touch(id.clone()));
             let agent = id.clone();
@@ -463,14 +742,25 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
         }
         Handler::Report => {
             let r: AgentReport = parse_body(body, "AgentReport").await?;
-            match app.writer.write(Op::Report(id.clone(), r)).await? {
-                Done::Found(true) => empty_object(),
-                Done::Found(false) => Err(unknown_agent(&id)),
-                d => Err(unexpected(d)),
-            }
+            check_owner(app, &p, &id).await?;
+            let d = app.writer.write(Op::Report(id.clone(), r)).await?;
+            expect_found(d, || unknown_agent(&id))
         }
         Handler::Events => {
-            let b: EventBatch = parse_body(body, "EventBatch").await?;
+            let mut b: EventBatch = parse_body(body, "EventBatch").await?;
+            validate::batch(&b)?;
+            check_owner(app, &p, &id).await?;
+            let redactor = app.published.redactor();
+            if b.snapshots.is_empty() && b.logs.len() < 64 {
+                redact_batch(&redactor, &mut b);
+            } else {
+                b = tokio::task::spawn_blocking(move || {
+                    redact_batch(&redactor, &mut b);
+                    b
+                })
+                .await
+                .map_err(|e| HttpError::internal("redaction failed", format!("redacting the batch panicked ({e}); this is a bug of the server")))?;
+            }
             match app.writer.write(Op::Events(id.clone(), b)).await? {
                 Done::Stored(Some(stored)) => ok(&EventAck { stored }),
                 Done::Stored(None) => Err(unknown_agent(&id)),
@@ -486,30 +776,60 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
                 .cloned()
                 .collect();
             let now = crate::time::now_ms();
-            ok(&app
+            let mut agents = app
                 .readers
                 .read(move |c| db::agents(c, now, &polling))
-                .await?)
+                .await?;
+            if let Some(scope) = &scope {
+                agents.retain(|a| auth::agent_in_scope(scope, &a.tags));
+            }
+            ok(&agents)
         }
         Handler::CreateAction => {
             let a: NewAction = parse_body(body, "NewAction").await?;
             validate::new_action(&a)?;
+            if let Some(scope) = scope {
+                let agents = app.readers.read(|c| db::agent_tag_map(c)).await?;
+                if !auth::action_in_scope(&scope, &a, |id| agents.get(id).cloned()) {
+                    return Err(out_of_scope("an action with this target", &p));
+                }
+            }
             match app.writer.write(Op::CreateAction(a)).await? {
-                Done::Action(a) => ok(&*a),
+                Done::Action(a) => {
+                    ctx.target = a.id.clone();
+                    ok(&*a)
+                }
+                Done::Refused(e) => Err(e),
                 d => Err(unexpected(d)),
             }
         }
-        Handler::ListActions => ok(&app.readers.read(|c| db::actions(c)).await?),
-        Handler::GetAction => {
-            let key = id.clone();
-            let a = app.readers.read(move |c| db::action(c, &key)).await?;
-            ok(&a.ok_or_else(|| unknown_action(&id))?)
+        Handler::ListActions => {
+            let (actions, agents) = app
+                .readers
+                .read(|c| Ok((db::actions(c)?, db::agent_tag_map(c)?)))
+                .await?;
+            ok(&auth::filter_actions(scope.as_ref(), actions, &agents))
         }
-        Handler::DeleteAction => match app.writer.write(Op::DeleteAction(id.clone())).await? {
-            Done::Found(true) => empty_object(),
-            Done::Found(false) => Err(unknown_action(&id)),
-            d => Err(unexpected(d)),
-        },
+        Handler::GetAction | Handler::DeleteAction => {
+            if route.handler == Handler::GetAction || scope.is_some() {
+                let key = id.clone();
+                let (a, agents) = app
+                    .readers
+                    .read(move |c| Ok((db::action(c, &key)?, db::agent_tag_map(c)?)))
+                    .await?;
+                let a = a.ok_or_else(|| unknown_action(&id))?;
+                if let Some(scope) = &scope
+                    && !auth::action_in_scope(scope, &a.spec, |id| agents.get(id).cloned())
+                {
+                    return Err(out_of_scope(&format!("action {id}"), &p));
+                }
+                if route.handler == Handler::GetAction {
+                    return ok(&a);
+                }
+            }
+            let d = app.writer.write(Op::DeleteAction(id.clone())).await?;
+            expect_found(d, || unknown_action(&id))
+        }
         Handler::Logs => {
             let action = query.str("action").map(str::to_string);
             let after: u64 = query.num("after", "a log seq")?.unwrap_or(0);
@@ -519,10 +839,13 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
             let mut rx = app.published.last_log_seq.subscribe();
             loop {
                 let seen = *rx.borrow_and_update();
-                let a = action.clone();
+                let (a, sc) = (action.clone(), scope.clone());
                 let lines = app
                     .readers
-                    .read(move |c| db::logs(c, a.as_deref(), after, limit))
+                    .read(move |c| {
+                        let only = db::agents_in_scope(c, sc.as_ref())?;
+                        db::logs(c, a.as_deref(), after, limit, only.as_deref())
+                    })
                     .await?;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if !lines.is_empty() || left.is_zero() || *app.stopping.borrow() {
@@ -536,7 +859,10 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
             let limit = query.limit()?;
             ok(&app
                 .readers
-                .read(move |c| db::snapshots(c, action.as_deref(), limit))
+                .read(move |c| {
+                    let only = db::agents_in_scope(c, scope.as_ref())?;
+                    db::snapshots(c, action.as_deref(), limit, only.as_deref())
+                })
                 .await?)
         }
         Handler::GetSnapshot => {
@@ -546,17 +872,47 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
                     format!("{id} is not a snapshot id; ids are numbers, as GET /v1/snapshots lists them"),
                 )
             })?;
-            let s = app.readers.read(move |c| db::snapshot(c, n)).await?;
-            ok(&s.ok_or_else(|| {
+            let sc = scope.clone();
+            let (s, in_scope) = app
+                .readers
+                .read(move |c| {
+                    let only = db::agents_in_scope(c, sc.as_ref())?;
+                    let agent = db::snapshot_agent(c, n)?;
+                    let in_scope = match (&only, &agent) {
+                        (Some(ids), Some(a)) => ids.contains(a),
+                        _ => true,
+                    };
+                    Ok((db::snapshot(c, n)?, in_scope))
+                })
+                .await?;
+            let s = s.ok_or_else(|| {
                 HttpError::not_found(
                     "unknown snapshot",
                     format!("no snapshot {n} (retention may have deleted it); GET /v1/snapshots lists them"),
                 )
-            })?)
+            })?;
+            if !in_scope {
+                return Err(out_of_scope(&format!("snapshot {n}"), &p));
+            }
+            ok(&s)
         }
-        Handler::MetricSeries => ok(&app.readers.read(|c| db::metric_series(c)).await?),
-        Handler::Prometheus => {
-            let series = app.readers.read(|c| db::metric_series(c)).await?;
+        Handler::MetricSeries | Handler::Prometheus => {
+            let mut series = app
+                .readers
+                .read(move |c| {
+                    let only = db::agents_in_scope(c, scope.as_ref())?;
+                    db::metric_series(c, only.as_deref())
+                })
+                .await?;
+            let redactor = app.published.redactor();
+            for s in &mut series {
+                if let std::borrow::Cow::Owned(l) = redactor.redact_text(&s.location) {
+                    s.location = l;
+                }
+            }
+            if route.handler == Handler::MetricSeries {
+                return ok(&series);
+            }
             let mut r = Response::new(Full::new(Bytes::from(metrics::prometheus(&series))));
             r.headers_mut().insert(
                 CONTENT_TYPE,
@@ -565,6 +921,88 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
             Ok(r)
         }
         Handler::OpenApi => ok(&openapi::document()),
+        Handler::CreateToken => {
+            let t: NewToken = parse_body(body, "NewToken").await?;
+            validate::new_token(&t)?;
+            let secret = auth::new_secret();
+            let hash = auth::hash_token(&secret);
+            match app.writer.write(Op::CreateToken(t, hash)).await? {
+                Done::Token(info) => {
+                    ctx.target = info.id.clone();
+                    ok(&CreatedToken { token: secret, info: *info })
+                }
+                d => Err(unexpected(d)),
+            }
+        }
+        Handler::ListTokens => ok(&app.readers.read(|c| db::tokens(c)).await?),
+        Handler::RevokeToken => {
+            let d = app.writer.write(Op::RevokeToken(id.clone())).await?;
+            expect_found(d, || {
+                HttpError::not_found("unknown token", format!("no token {id}; GET /v1/tokens lists them"))
+            })
+        }
+        Handler::Audit => {
+            let since = match query.str("since") {
+                None => 0,
+                Some(s) => crate::time::parse_rfc3339(s).ok_or_else(|| {
+                    HttpError::bad_request(
+                        "bad query parameter since",
+                        format!("since={s} is not an RFC 3339 time; give e.g. since=2026-01-02T03:04:05Z"),
+                    )
+                })?,
+            };
+            let after: u64 = query.num("after", "an audit seq")?.unwrap_or(0);
+            let limit = query.limit()?;
+            ok(&app.readers.read(move |c| db::audit(c, since, after, limit)).await?)
+        }
+        Handler::CreateRedaction => {
+            let r: NewRedactionRule = parse_body(body, "NewRedactionRule").await?;
+            crate::redact::check_rule(r.kind, &r.pattern)
+                .map_err(|e| HttpError::bad_request("bad redaction rule", e))?;
+            match app.writer.write(Op::CreateRedaction(r)).await? {
+                Done::Redaction(rule) => {
+                    ctx.target = rule.id.clone();
+                    ok(&rule)
+                }
+                d => Err(unexpected(d)),
+            }
+        }
+        Handler::ListRedactions => ok(&app.readers.read(|c| db::redactions(c)).await?),
+        Handler::DeleteRedaction => {
+            if id.starts_with("builtin-") {
+                return Err(HttpError::bad_request(
+                    "built-in rules cannot be removed",
+                    format!("{id} is one of the built-in redaction rules, always in force; only rules added with POST /v1/redactions can be removed"),
+                ));
+            }
+            let d = app.writer.write(Op::DeleteRedaction(id.clone())).await?;
+            expect_found(d, || {
+                HttpError::not_found("unknown redaction rule", format!("no rule {id}; GET /v1/redactions lists them"))
+            })
+        }
+        Handler::CreateBlock => {
+            let r: NewBlockRule = parse_body(body, "NewBlockRule").await?;
+            validate::block_rule(&r)?;
+            match app.writer.write(Op::CreateBlock(r)).await? {
+                Done::Block(rule) => {
+                    ctx.target = rule.id.clone();
+                    ok(&rule)
+                }
+                d => Err(unexpected(d)),
+            }
+        }
+        Handler::ListBlocklist => ok(&app.readers.read(|c| db::block_rules(c)).await?),
+        Handler::DeleteBlock => {
+            let d = app.writer.write(Op::DeleteBlock(id.clone())).await?;
+            expect_found(d, || {
+                HttpError::not_found("unknown blocklist rule", format!("no rule {id}; GET /v1/blocklist lists them"))
+            })
+        }
+        Handler::DetachAll | Handler::AttachAll => {
+            let on = route.handler == Handler::DetachAll;
+            let d = app.writer.write(Op::DetachAll(on)).await?;
+            expect_found(d, || unexpected(Done::Found(false)))
+        }
     }
 }
 

@@ -39,6 +39,61 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Parses RFC 3339 (`2026-01-02T03:04:05Z`, fractions and `±HH:MM` offsets allowed; a date
+/// alone is midnight UTC) to ms since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |t: &str| -> Option<i64> {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
+    };
+    let (date, rest) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    };
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (mut ms, mut offset) = (0i64, 0i64);
+    if !rest.is_empty() {
+        let (clock, zone) = match rest.find(['Z', 'z', '+', '-']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => return None,
+        };
+        let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+        let mut t = hms.splitn(3, ':');
+        let (h, mi, sec) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
+        if h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let frac_ms = if frac.is_empty() {
+            0
+        } else {
+            num(frac)?;
+            format!("{frac:0<3}")[..3].parse::<i64>().ok()?
+        };
+        ms = ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms;
+        if !zone.eq_ignore_ascii_case("z") {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = zone[1..].split_once(':')?;
+            offset = sign * (num(oh)? * 60 + num(om)?) * 60_000;
+        }
+    }
+    Some(days_from_civil(y, m as u32, day as u32) * 86_400_000 + ms - offset)
+}
+
+/// (year, month, day) to days since 1970-01-01 (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +103,17 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_767_225_599_999), "2025-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn parses_what_it_writes() {
+        for ms in [0, 951_782_400_123, 1_767_225_599_999] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+        }
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_rfc3339("2026-01-01T00:00:00.5Z"), Some(1_767_225_600_500));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
     }
 }

@@ -8,9 +8,15 @@
 //! on `watch` channels, which wake the long polls.
 
 use crate::Retention;
-use crate::api::{Action, AgentReport, EventBatch, NewAction, RegisterRequest};
+use crate::api::{
+    Action, AgentReport, AuditEntry, BlockRule, EventBatch, NewAction, NewBlockRule,
+    NewRedactionRule, NewToken, RedactionRule, RegisterRequest, TokenInfo,
+};
 use crate::db::{self, Counts};
 use crate::error::HttpError;
+use crate::redact::Redactor;
+use hyper::StatusCode;
+use std::sync::{Arc, RwLock};
 use crate::time::now_ms;
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,15 +29,39 @@ pub const MAX_BATCH: usize = 512;
 #[derive(Debug)]
 pub enum Op {
     /// Register (or re-register) an agent → [`Done::AgentId`].
-    Register(RegisterRequest),
+    Register {
+        /// What the agent says.
+        req: RegisterRequest,
+        /// The token it registers with (bound to the agent).
+        owner: Option<String>,
+        /// Whether it may take over an agent id registered with another token (admins).
+        any_owner: bool,
+    },
     /// Mark an agent seen → [`Done::Found`].
     Touch(String),
     /// Store an agent's report → [`Done::Found`].
     Report(String, AgentReport),
     /// Store events of an agent → [`Done::Stored`] (`None`: unknown agent).
     Events(String, EventBatch),
-    /// Create an action → [`Done::Action`].
+    /// Create an action → [`Done::Action`], or [`Done::Refused`] by the blocklist or the
+    /// per-agent limit.
     CreateAction(NewAction),
+    /// Store a token (its hash) → [`Done::Token`].
+    CreateToken(NewToken, String),
+    /// Revoke a token → [`Done::Found`].
+    RevokeToken(String),
+    /// Append to the audit trail → [`Done::Found`].
+    Audit(AuditEntry),
+    /// Add a redaction rule → [`Done::Redaction`].
+    CreateRedaction(NewRedactionRule),
+    /// Delete a redaction rule → [`Done::Found`].
+    DeleteRedaction(String),
+    /// Add a blocklist rule → [`Done::Block`].
+    CreateBlock(NewBlockRule),
+    /// Delete a blocklist rule → [`Done::Found`].
+    DeleteBlock(String),
+    /// Set (true) or clear the kill switch → [`Done::Found`].
+    DetachAll(bool),
     /// Delete an action → [`Done::Found`].
     DeleteAction(String),
     /// Apply retention by count and by age → [`Done::Trimmed`].
@@ -51,6 +81,14 @@ pub enum Done {
     Action(Box<Action>),
     /// Rows deleted by retention.
     Trimmed(u64),
+    /// The token stored.
+    Token(Box<TokenInfo>),
+    /// The redaction rule stored.
+    Redaction(RedactionRule),
+    /// The blocklist rule stored.
+    Block(BlockRule),
+    /// The request was refused (nothing written).
+    Refused(HttpError),
 }
 
 type Reply = oneshot::Sender<Result<Done, HttpError>>;
@@ -85,6 +123,15 @@ pub struct Published {
     pub version: watch::Sender<u64>,
     /// The seq of the last log line committed.
     pub last_log_seq: watch::Sender<u64>,
+    /// The redaction rules in force, compiled: what ingest applies.
+    pub redactor: RwLock<Arc<Redactor>>,
+}
+
+impl Published {
+    /// The redactor in force now.
+    pub fn redactor(&self) -> Arc<Redactor> {
+        Arc::clone(&self.redactor.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Starts the writer thread on `conn`. It runs until every [`WriterHandle`] is dropped,
@@ -123,6 +170,7 @@ struct Effects {
     version: Option<u64>,
     last_seq: u64,
     added: Counts,
+    redactions_changed: bool,
 }
 
 impl Writer {
@@ -174,6 +222,15 @@ impl Writer {
                 if effects.last_seq > 0 {
                     self.published.last_log_seq.send_replace(effects.last_seq);
                 }
+                if effects.redactions_changed {
+                    match db::redactions(&self.conn) {
+                        Ok(rules) => {
+                            *self.published.redactor.write().unwrap_or_else(|e| e.into_inner()) =
+                                Arc::new(Redactor::new(&rules));
+                        }
+                        Err(e) => eprintln!("scry server: cannot reload the redaction rules: {e}"),
+                    }
+                }
                 for ((_, reply), result) in batch.drain(..).zip(results) {
                     let _ = reply.send(result);
                 }
@@ -199,8 +256,8 @@ fn apply(
 ) -> rusqlite::Result<Done> {
     let now = now_ms();
     Ok(match op {
-        Op::Register(req) => {
-            let id = db::register(tx, req, now, new_agent_id)?;
+        Op::Register { req, owner, any_owner } => {
+            let id = db::register(tx, req, owner.as_deref(), *any_owner, now, new_agent_id)?;
             effects.version = Some(db::bump_version(tx)?);
             Done::AgentId(id)
         }
@@ -222,9 +279,70 @@ fn apply(
             }
         },
         Op::CreateAction(spec) => {
+            let rules = db::block_rules(tx)?;
+            let locations = std::iter::once(&spec.location).chain(spec.end_location.as_ref());
+            for location in locations {
+                if let Some(rule) = crate::blocklist::blocked(&rules, location) {
+                    return Ok(Done::Refused(HttpError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "location blocked",
+                        format!(
+                            "{location} is blocked by blocklist rule {}; ask an admin for an allow rule (POST /v1/blocklist with \"allow\": true) if it must be probed",
+                            crate::blocklist::describe(rule)
+                        ),
+                    )));
+                }
+            }
+            if let Some((agent, n)) = db::agent_over_limit(tx, spec)? {
+                return Ok(Done::Refused(HttpError::new(
+                    StatusCode::CONFLICT,
+                    "too many actions on an agent",
+                    format!(
+                        "agent {agent} already has {n} actions, the limit is {} per agent; delete some (DELETE /v1/actions/ID) first",
+                        db::MAX_ACTIONS_PER_AGENT
+                    ),
+                )));
+            }
             let action = db::create_action(tx, spec, now)?;
             effects.version = Some(db::bump_version(tx)?);
             Done::Action(Box::new(action))
+        }
+        Op::CreateToken(t, hash) => Done::Token(Box::new(db::create_token(tx, t, hash, now)?)),
+        Op::RevokeToken(id) => Done::Found(db::revoke_token(tx, id, now)?),
+        Op::Audit(entry) => {
+            db::append_audit(tx, entry, now)?;
+            Done::Found(true)
+        }
+        Op::CreateRedaction(rule) => {
+            let rule = db::create_redaction(tx, rule, now)?;
+            effects.version = Some(db::bump_version(tx)?);
+            effects.redactions_changed = true;
+            Done::Redaction(rule)
+        }
+        Op::DeleteRedaction(id) => {
+            let found = db::delete_redaction(tx, id)?;
+            if found {
+                effects.version = Some(db::bump_version(tx)?);
+                effects.redactions_changed = true;
+            }
+            Done::Found(found)
+        }
+        Op::CreateBlock(rule) => {
+            let rule = db::create_block(tx, rule, now)?;
+            effects.version = Some(db::bump_version(tx)?);
+            Done::Block(rule)
+        }
+        Op::DeleteBlock(id) => {
+            let found = db::delete_block(tx, id)?;
+            if found {
+                effects.version = Some(db::bump_version(tx)?);
+            }
+            Done::Found(found)
+        }
+        Op::DetachAll(on) => {
+            db::set_detach_all(tx, *on)?;
+            effects.version = Some(db::bump_version(tx)?);
+            Done::Found(true)
         }
         Op::DeleteAction(id) => {
             let found = db::delete_action(tx, id)?;

@@ -1,204 +1,12 @@
 //! The server over real HTTP on 127.0.0.1: a real server per test (its own runtime on a
 //! thread, its own data directory), a minimal HTTP/1.1 client over std's TcpStream.
 
-use scry_server::{Retention, ServerConfig, routes::ROUTES};
+mod common;
+
+use common::*;
+use scry_server::{Retention, routes::ROUTES};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-// ---------------------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------------------
-
-/// A fresh, empty data directory under cargo's temporary directory for tests.
-fn data_dir(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "server-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), scry_server::ServerError>>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        Self::start_with(dir, Retention::default())
-    }
-
-    fn start_with(dir: &Path, retention: Retention) -> Server {
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.to_path_buf(),
-            retention,
-        };
-        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(scry_server::serve(config, bound_tx, async move {
-                let _ = stop_rx.await;
-            }))
-        });
-        let addr = bound_rx.blocking_recv().expect("the server binds");
-        Server {
-            addr,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the server and waits until it has finished (its writer thread included).
-    fn stop(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap().expect("the server stops cleanly");
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
-        let body = body.map(|b| b.to_string().into_bytes());
-        call(self.addr, method, path, body.as_deref())
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let r = self.call("GET", path, None);
-        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
-        r.json()
-    }
-
-    fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.call("POST", path, Some(&body));
-        assert_eq!(r.status, 200, "POST {path}: {}", r.text());
-        r.json()
-    }
-
-    fn register(&self, host: &str, tags: Value) -> String {
-        let r = self.post(
-            "/v1/agents/register",
-            json!({"host": host, "pid": 42, "executable": "/usr/bin/orders", "build_id": "abcd", "tags": tags}),
-        );
-        r["agent_id"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            self.stop_now();
-        } else if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends raw request bytes and reads the answer until the server closes.
-fn exchange(addr: SocketAddr, request: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
-    // Only a guard against a hung test; nothing here is expected to come near it.
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let _ = s.write_all(request);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let body = raw[split + 4..].to_vec();
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body.unwrap_or_default());
-    exchange(addr, &bytes)
-}
-
-fn action_ids(desired: &Value) -> Vec<String> {
-    desired["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn seqs(lines: &Value) -> Vec<u64> {
-    lines
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["seq"].as_u64().unwrap())
-        .collect()
-}
-
-fn log_line(action: &str, n: u32) -> Value {
-    json!({"action_id": action, "time": "2026-01-01T00:00:00.000001Z", "tid": 7,
-           "location": "loop.c:62", "message": format!("order {n}"), "values": {"o->id": n}})
-}
 
 // ---------------------------------------------------------------------------------------
 // 1. Desired state by tag, for agents registered before and after the action
@@ -311,7 +119,8 @@ fn desired_state_long_poll() {
     // The current version waits until an action is added, and answers with it.
     let addr = s.addr;
     let path = format!("/v1/agents/{agent}/desired?version={v}&wait=60");
-    let poll = std::thread::spawn(move || call(addr, "GET", &path, None));
+    let tok = s.admin.clone();
+    let poll = std::thread::spawn(move || call(addr, Some(&tok), "GET", &path, None));
     // Give the poll time to be waiting (if it is not yet, it answers at once with the new
     // version: the assertions below hold either way).
     std::thread::sleep(Duration::from_millis(300));
@@ -336,7 +145,8 @@ fn desired_state_long_poll() {
 
     // A long poll in flight answers when the server stops.
     let path = format!("/v1/agents/{agent}/desired?version={}&wait=60", d["version"]);
-    let poll = std::thread::spawn(move || call(addr, "GET", &path, None));
+    let tok = s.admin.clone();
+    let poll = std::thread::spawn(move || call(addr, Some(&tok), "GET", &path, None));
     std::thread::sleep(Duration::from_millis(200));
     s.stop();
     assert_eq!(poll.join().unwrap().status, 200);
@@ -413,7 +223,8 @@ fn events_round_trip() {
     // Long poll: waits for the next line.
     let addr = s.addr;
     let path = format!("/v1/logs?action={log}&after={last}&wait=60");
-    let poll = std::thread::spawn(move || call(addr, "GET", &path, None));
+    let tok = s.admin.clone();
+    let poll = std::thread::spawn(move || call(addr, Some(&tok), "GET", &path, None));
     std::thread::sleep(Duration::from_millis(300));
     // A line of another action does not end the wait of a filtered poll...
     s.post(&format!("/v1/agents/{agent}/events"), json!({"logs": [log_line(&counter, 0)]}));
@@ -540,20 +351,11 @@ fn restart_keeps_everything() {
 // 5. Errors
 // ---------------------------------------------------------------------------------------
 
-fn assert_error(r: &Resp, status: u16) -> Value {
-    assert_eq!(r.status, status, "{}", r.text());
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
-    let v = r.json();
-    assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
-    assert!(!v["detail"].as_str().unwrap().is_empty(), "{v}");
-    v
-}
-
 #[test]
 fn errors_are_json_with_a_fix() {
     let dir = data_dir("errors");
     let s = Server::start(&dir);
-    let raw = |method: &str, path: &str, body: &str| call(s.addr, method, path, Some(body.as_bytes()));
+    let raw = |method: &str, path: &str, body: &str| call(s.addr, Some(&s.admin), method, path, Some(body.as_bytes()));
 
     let v = assert_error(&raw("POST", "/v1/actions", "{\"kind\": "), 400);
     assert_eq!(v["error"], "malformed JSON");
@@ -605,15 +407,16 @@ fn errors_are_json_with_a_fix() {
 
     // Too large: refused from its Content-Length, before it is read...
     let head = format!(
-        "POST /v1/agents/x/events HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/agents/x/events HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
         s.addr,
+        s.admin,
         9 << 20
     );
     assert_error(&exchange(s.addr, head.as_bytes()), 413);
     // ...and chunked, once past the limit.
     let mut req = format!(
-        "POST /v1/actions HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
-        s.addr
+        "POST /v1/actions HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        s.addr, s.admin
     )
     .into_bytes();
     let chunk = vec![b' '; 1 << 20];
@@ -723,12 +526,12 @@ fn concurrent_uploads_are_all_stored() {
         .to_string();
     let threads: Vec<_> = (0..8)
         .map(|t| {
-            let (addr, agent, id) = (s.addr, agent.clone(), id.clone());
+            let (addr, agent, id, tok) = (s.addr, agent.clone(), id.clone(), s.admin.clone());
             std::thread::spawn(move || {
                 let mut acked = 0;
                 for i in 0..20 {
                     let body = json!({"logs": [log_line(&id, t * 100 + i), log_line(&id, t * 100 + i)]});
-                    let r = call(addr, "POST", &format!("/v1/agents/{agent}/events"), Some(body.to_string().as_bytes()));
+                    let r = call(addr, Some(&tok), "POST", &format!("/v1/agents/{agent}/events"), Some(body.to_string().as_bytes()));
                     assert_eq!(r.status, 200, "{}", r.text());
                     acked += r.json()["stored"].as_u64().unwrap();
                 }
