@@ -1,71 +1,11 @@
 //! The three tiers working as one: a real `scry server` process, real `scry agent` processes
 //! attached to real testbins, the real client commands over real HTTP.
 
-use scry_tests::scry::{Scry, run_scry};
+use scry_tests::scry::Scry;
+use scry_tests::tiers::*;
 use scry_tests::*;
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_server(data: &std::path::Path, port: u16) -> Scry {
-    let mut s = Scry::start(&[
-        "server",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    s.wait_stderr("listening on", Duration::from_secs(30));
-    s
-}
-
-fn start_agent(url: &str, pid: i32, tags: &[&str], extra: &[&str]) -> Scry {
-    require_ptrace();
-    let mut args = vec!["agent", "--server", url];
-    let pid = pid.to_string();
-    args.extend(["--pid", &pid]);
-    for t in tags {
-        args.extend(["--tag", t]);
-    }
-    args.extend(extra);
-    let mut a = Scry::start(&args);
-    a.wait_stderr("registered with", Duration::from_secs(30));
-    a
-}
-
-/// Runs a client command with `--json`; returns its stdout parsed line by line.
-fn client(url: &str, args: &[&str]) -> Vec<Json> {
-    let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--server", url, "--json"]);
-    let (code, out, err) = run_scry(&full, Duration::from_secs(60));
-    assert_eq!(code, 0, "scry {args:?}: {err:?}");
-    out.iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn logs(url: &str, action: &str) -> Vec<Json> {
-    client(url, &["logs", "--action", action, "--limit", "100000"])
-}
-
-/// Waits until `f` holds, up to `secs`.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 fn loc() -> String {
     probe_location("loop.c", "process_order_body")
@@ -75,15 +15,23 @@ fn loc() -> String {
 fn a_log_point_added_from_the_client_reaches_logs_follow_quickly() {
     let dir = TempDir::new("tiers-latency");
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _server = start_server(&dir.join("data"), port);
+    let server = start_server(&dir.join("data"), port, &[], None);
     let target = Target::spawn("loop-O0", &["--interval-us", "1000"]);
-    let _agent = start_agent(&url, target.pid(), &["svc=hot"], &[]);
-    let mut follow = Scry::start(&["logs", "--follow", "--json", "--server", &url]);
+    let _agent = start_agent(&server, target.pid(), &["svc=hot"], &[]);
+    let mut follow = Scry::start(&[
+        "logs",
+        "--follow",
+        "--json",
+        "--server",
+        &server.url,
+        "--token",
+        &server.admin,
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let created = client(
-        &url,
+        &server.url,
+        &server.admin,
         &["log", "add", &loc(), "id={o->id}", "--tag", "svc=hot"],
     );
     let id = created[0]["id"].as_str().unwrap().to_string();
@@ -102,18 +50,18 @@ fn a_log_point_added_from_the_client_reaches_logs_follow_quickly() {
 fn actions_target_agents_by_tag_including_agents_that_come_later() {
     let dir = TempDir::new("tiers-tags");
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _server = start_server(&dir.join("data"), port);
+    let server = start_server(&dir.join("data"), port, &[], None);
     let a = Target::spawn("loop-O0", &["--interval-us", "20000"]);
     let b = Target::spawn("loop-O0", &["--interval-us", "20000"]);
-    let _agent_a = start_agent(&url, a.pid(), &["env=a", "svc=orders"], &[]);
-    let _agent_b = start_agent(&url, b.pid(), &["env=b", "svc=orders"], &[]);
+    let _agent_a = start_agent(&server, a.pid(), &["env=a", "svc=orders"], &[]);
+    let _agent_b = start_agent(&server, b.pid(), &["env=b", "svc=orders"], &[]);
     let created = client(
-        &url,
+        &server.url,
+        &server.admin,
         &["log", "add", &loc(), "id={o->id}", "--tag", "env=a"],
     );
     let id = created[0]["id"].as_str().unwrap().to_string();
-    let agents = client(&url, &["agents"]);
+    let agents = client(&server.url, &server.admin, &["agents"]);
     let agent_of = |pid: i32| -> String {
         agents[0]
             .as_array()
@@ -124,16 +72,16 @@ fn actions_target_agents_by_tag_including_agents_that_come_later() {
             .unwrap_or_default()
     };
     let (agent_a, agent_b) = (agent_of(a.pid()), agent_of(b.pid()));
-    assert!(eventually(20, || !logs(&url, &id).is_empty()));
+    assert!(eventually(20, || !logs(&server, &id).is_empty()));
     // An agent that registers after the action, with a matching tag, gets it too.
     let c = Target::spawn("loop-O0", &["--interval-us", "20000"]);
-    let _agent_c = start_agent(&url, c.pid(), &["env=a"], &[]);
+    let _agent_c = start_agent(&server, c.pid(), &["env=a"], &[]);
     assert!(eventually(30, || {
-        logs(&url, &id)
+        logs(&server, &id)
             .iter()
             .any(|l| l["tid"].as_i64() == Some(c.pid() as i64))
     }));
-    let lines = logs(&url, &id);
+    let lines = logs(&server, &id);
     let pids: std::collections::BTreeSet<i64> =
         lines.iter().filter_map(|l| l["tid"].as_i64()).collect();
     assert!(pids.contains(&(a.pid() as i64)) && pids.contains(&(c.pid() as i64)));
@@ -141,7 +89,7 @@ fn actions_target_agents_by_tag_including_agents_that_come_later() {
         !pids.contains(&(b.pid() as i64)),
         "agent b (env=b) got the action"
     );
-    let actions = client(&url, &["actions"]);
+    let actions = client(&server.url, &server.admin, &["actions"]);
     let states = &actions[0][0]["states"];
     assert_eq!(states[&agent_a]["state"], "active", "{actions:?}");
     assert!(states.get(&agent_b).is_none(), "{actions:?}");
@@ -152,26 +100,27 @@ fn a_server_restart_loses_nothing_acknowledged_and_probes_stay() {
     let dir = TempDir::new("tiers-restart");
     let data = dir.join("data");
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = start_server(&data, port);
+    let mut server = start_server(&data, port, &[], None);
     let target = Target::spawn("loop-O0", &["--interval-us", "20000"]);
-    let mut agent = start_agent(&url, target.pid(), &["svc=r"], &[]);
+    let mut agent = start_agent(&server, target.pid(), &["svc=r"], &[]);
     let created = client(
-        &url,
+        &server.url,
+        &server.admin,
         &["log", "add", &loc(), "id={o->id}", "--tag", "svc=r"],
     );
     let id = created[0]["id"].as_str().unwrap().to_string();
-    assert!(eventually(20, || logs(&url, &id).len() >= 10));
-    let before = logs(&url, &id);
+    assert!(eventually(20, || logs(&server, &id).len() >= 10));
+    let before = logs(&server, &id);
     // Stop the server (it commits and stops), start it again on the same data.
-    server.signal(libc::SIGTERM);
-    assert!(server.wait(Duration::from_secs(30)).success());
+    server.process.signal(libc::SIGTERM);
+    assert!(server.process.wait(Duration::from_secs(30)).success());
     std::thread::sleep(Duration::from_secs(2));
-    let _server = start_server(&data, port);
+    let admin = server.admin.clone();
+    server = start_server(&data, port, &[], Some(&admin));
     // Everything acknowledged before is there: the action, and every line, unchanged.
-    let actions = client(&url, &["actions"]);
+    let actions = client(&server.url, &server.admin, &["actions"]);
     assert_eq!(actions[0][0]["id"], id.as_str(), "{actions:?}");
-    let after = logs(&url, &id);
+    let after = logs(&server, &id);
     for l in &before {
         assert!(
             after
@@ -183,7 +132,7 @@ fn a_server_restart_loses_nothing_acknowledged_and_probes_stay() {
     // The agent kept its probe (planted once) and lines keep coming, newer ones included.
     let last = before.last().unwrap()["seq"].as_u64().unwrap();
     assert!(eventually(30, || {
-        logs(&url, &id)
+        logs(&server, &id)
             .iter()
             .any(|l| l["seq"].as_u64().unwrap() > last + 5)
     }));
@@ -230,8 +179,7 @@ fn with_the_server_down_the_program_runs_at_its_own_pace_and_drops_are_counted()
 
     let data = dir.join("data");
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = start_server(&data, port);
+    let mut server = start_server(&data, port, &[], None);
     let probed = dir.join("probed");
     let mut target = Target::spawn(
         "loop-O0",
@@ -245,22 +193,24 @@ fn with_the_server_down_the_program_runs_at_its_own_pace_and_drops_are_counted()
         ],
     );
     // A small queue, so ten seconds without the server overflow it.
-    let mut agent = start_agent(&url, target.pid(), &["svc=d"], &["--queue", "50"]);
+    let mut agent = start_agent(&server, target.pid(), &["svc=d"], &["--queue", "50"]);
     let created = client(
-        &url,
+        &server.url,
+        &server.admin,
         &["log", "add", &loc(), "id={o->id}", "--tag", "svc=d"],
     );
     let id = created[0]["id"].as_str().unwrap().to_string();
-    assert!(eventually(20, || !logs(&url, &id).is_empty()));
-    server.signal(libc::SIGTERM);
-    assert!(server.wait(Duration::from_secs(30)).success());
+    assert!(eventually(20, || !logs(&server, &id).is_empty()));
+    server.process.signal(libc::SIGTERM);
+    assert!(server.process.wait(Duration::from_secs(30)).success());
     std::thread::sleep(Duration::from_secs(10));
-    let _server = start_server(&data, port);
+    let admin = server.admin.clone();
+    server = start_server(&data, port, &[], Some(&admin));
     // After the server is back, the agent reports how many events it dropped.
     let mut dropped = 0;
     assert!(
         eventually(30, || {
-            let agents = client(&url, &["agents"]);
+            let agents = client(&server.url, &server.admin, &["agents"]);
             dropped = agents[0][0]["dropped_events"].as_u64().unwrap_or(0);
             dropped > 0
         }),
@@ -289,10 +239,9 @@ fn with_the_server_down_the_program_runs_at_its_own_pace_and_drops_are_counted()
 fn metrics_counter_tictoc_duration_and_value_reach_the_server_and_prometheus() {
     let dir = TempDir::new("tiers-metrics");
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _server = start_server(&dir.join("data"), port);
+    let server = start_server(&dir.join("data"), port, &[], None);
     let target = Target::spawn("loop-O0", &["--interval-us", "2000"]);
-    let _agent = start_agent(&url, target.pid(), &["svc=m"], &["--overhead", "off"]);
+    let _agent = start_agent(&server, target.pid(), &["svc=m"], &["--overhead", "off"]);
     let line = loc();
     let ids: Vec<String> = [
         vec!["metric", "add", "counter", line.as_str(), "--tag", "svc=m"],
@@ -326,10 +275,15 @@ fn metrics_counter_tictoc_duration_and_value_reach_the_server_and_prometheus() {
         ],
     ]
     .iter()
-    .map(|args| client(&url, args)[0]["id"].as_str().unwrap().to_string())
+    .map(|args| {
+        client(&server.url, &server.admin, args)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
     .collect();
     let series = |id: &str| -> Option<Json> {
-        client(&url, &["metrics"])[0]
+        client(&server.url, &server.admin, &["metrics"])[0]
             .as_array()?
             .iter()
             .find(|m| m["action_id"] == id)
@@ -340,7 +294,7 @@ fn metrics_counter_tictoc_duration_and_value_reach_the_server_and_prometheus() {
             |id| series(id).is_some_and(|m| m["count"].as_u64().unwrap_or(0) >= 50)
         )),
         "metrics: {:?}",
-        client(&url, &["metrics"])
+        client(&server.url, &server.admin, &["metrics"])
     );
     let counter = series(&ids[0]).unwrap();
     let tictoc = series(&ids[1]).unwrap();
@@ -360,7 +314,8 @@ fn metrics_counter_tictoc_duration_and_value_reach_the_server_and_prometheus() {
         use std::io::{Read, Write};
         write!(
             s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            server.admin
         )
         .unwrap();
         let mut out = String::new();
@@ -380,8 +335,7 @@ fn an_agent_started_by_name_follows_the_process_when_it_restarts() {
     require_ptrace();
     let dir = TempDir::new("tiers-name");
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _server = start_server(&dir.join("data"), port);
+    let server = start_server(&dir.join("data"), port, &[], None);
     // A copy of the program under a name no other test uses.
     let bin = dir.join("scry-follow-me");
     std::fs::copy(testbin("loop-O0"), &bin).unwrap();
@@ -391,10 +345,13 @@ fn an_agent_started_by_name_follows_the_process_when_it_restarts() {
         Target::from_command(cmd, "scry-follow-me")
     };
     let first = spawn();
+    let agent_token = token(&server, "agent", &[]);
     let mut agent = Scry::start(&[
         "agent",
         "--server",
-        &url,
+        &server.url,
+        "--token",
+        &agent_token,
         "--name",
         "scry-follow-me",
         "--tag",
@@ -402,12 +359,13 @@ fn an_agent_started_by_name_follows_the_process_when_it_restarts() {
     ]);
     agent.wait_stderr("registered with", Duration::from_secs(30));
     let created = client(
-        &url,
+        &server.url,
+        &server.admin,
         &["log", "add", &loc(), "id={o->id}", "--tag", "svc=n"],
     );
     let id = created[0]["id"].as_str().unwrap().to_string();
     let from = |pid: i32| {
-        logs(&url, &id)
+        logs(&server, &id)
             .iter()
             .any(|l| l["tid"].as_i64() == Some(pid as i64))
     };
@@ -422,7 +380,7 @@ fn an_agent_started_by_name_follows_the_process_when_it_restarts() {
         agent.stderr()
     );
     // One agent all along: the server knows one agent id.
-    let agents = client(&url, &["agents"]);
+    let agents = client(&server.url, &server.admin, &["agents"]);
     assert_eq!(agents[0].as_array().unwrap().len(), 1, "{agents:?}");
     assert_eq!(agents[0][0]["pid"].as_i64(), Some(second.pid() as i64));
 }

@@ -22,6 +22,8 @@ use scry_server::api::{
     Action, ActionKind, ActionState, AgentReport, DesiredState, EventBatch, LogLine, MetricKind,
     MetricSample, RegisterRequest, RegisterResponse, UploadedSnapshot,
 };
+use scry_server::blocklist;
+use scry_server::redact::{self, Redactor};
 use scry_tracer::quota::{OverheadBudget, Quota};
 use scry_tracer::{Event, ProbeEnd, ProbeId, ProbeSpec, Session, SessionOptions, SnapshotSpec};
 use std::collections::{BTreeMap, HashMap};
@@ -222,6 +224,29 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         };
         let outcome = serve_process(pid, &shared, &queue_tx, &desired_rx, &mut desired, overhead);
         match outcome {
+            Ok(Served::KillSwitch) => {
+                // Wait, detached, for the switch to go off (or to be told to stop).
+                while crate::signals::received().is_none() {
+                    match desired_rx.recv_timeout(Duration::from_millis(200)) {
+                        Ok(d) => {
+                            let off = !d.detach_all;
+                            desired = Some(d);
+                            if off {
+                                eprintln!(
+                                    "scry agent: attach-all from the server: attaching again"
+                                );
+                                break;
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(_) => break,
+                    }
+                }
+                if crate::signals::received().is_some() {
+                    break Ok(());
+                }
+                continue;
+            }
             Ok(Served::TargetExited) if args.name.is_some() => {
                 eprintln!(
                     "scry agent: the process exited; waiting for the next one named {:?}",
@@ -272,6 +297,8 @@ fn wait_for_process(name: &str, shared: &Shared) -> Option<i32> {
 enum Served {
     TargetExited,
     Stopped,
+    /// The server's kill switch is on: detached, waiting for attach-all.
+    KillSwitch,
 }
 
 /// Attaches to `pid` and serves it until it exits or the agent is told to stop.
@@ -307,7 +334,15 @@ fn serve_process(
     let _ = shared.register();
     let mut planted: HashMap<String, Planted> = HashMap::new();
     let mut by_probe: HashMap<ProbeId, String> = HashMap::new();
+    // Until the server says otherwise, the built-in redaction rules apply: nothing leaves the
+    // host unredacted, not even before the first answer.
+    let mut redactor = Redactor::new(&redact::builtin_rules());
     if let Some(d) = desired.as_ref() {
+        if d.detach_all {
+            drop(session.detach());
+            return Ok(Served::KillSwitch);
+        }
+        redactor = Redactor::new(&d.redactions);
         reconcile(&session, shared, d, &mut planted, &mut by_probe);
     }
     let mut last_flush = Instant::now();
@@ -315,9 +350,30 @@ fn serve_process(
         if crate::signals::received().is_some() {
             break Served::Stopped;
         }
+        let mut kill = false;
         while let Ok(d) = desired_rx.try_recv() {
-            reconcile(&session, shared, &d, &mut planted, &mut by_probe);
+            if d.detach_all {
+                kill = true;
+            } else {
+                redactor = Redactor::new(&d.redactions);
+                reconcile(&session, shared, &d, &mut planted, &mut by_probe);
+            }
             *desired = Some(d);
+        }
+        if kill {
+            // The kill switch: every probe out, detach, and wait for attach-all.
+            eprintln!(
+                "scry agent: detach-all from the server: unplanting every probe and detaching"
+            );
+            for id in planted.keys() {
+                shared.set_state(
+                    id,
+                    "paused",
+                    "detach-all (the kill switch) is on".into(),
+                    None,
+                );
+            }
+            break Served::KillSwitch;
         }
         match session.events().recv_timeout(Duration::from_millis(50)) {
             Ok(Event::Hit(hit)) => {
@@ -328,10 +384,12 @@ fn serve_process(
                     continue;
                 };
                 p.hits += 1;
-                let r = session.render(&hit);
+                let r = session.render_hiding(&hit, &|hole| redactor.name_matches(hole));
                 match (p.action.spec.kind, p.action.spec.metric) {
                     (ActionKind::Log, _) => {
                         let j = output::json(&hit, &r, &p.action.spec.location);
+                        let mut values = j["values"].clone();
+                        redactor.redact_json(&mut values);
                         let line = LogLine {
                             seq: 0,
                             action_id: action_id.clone(),
@@ -339,8 +397,8 @@ fn serve_process(
                             time: output::utc_time(hit.time),
                             tid: hit.tid,
                             location: r.location.clone(),
-                            message: r.message.clone(),
-                            values: j["values"].clone(),
+                            message: redactor.redact_text(&r.message).into_owned(),
+                            values,
                         };
                         enqueue(shared, queue, Upload::Log(line));
                     }
@@ -396,7 +454,8 @@ fn serve_process(
                 };
                 if let Some(p) = planted.get_mut(&action_id) {
                     p.hits += 1;
-                    let j = output::snapshot_json(&rec, &p.action.spec.location);
+                    let mut j = output::snapshot_json(&rec, &p.action.spec.location);
+                    redactor.redact_json(&mut j);
                     enqueue(
                         shared,
                         queue,
@@ -637,7 +696,39 @@ fn reconcile(
     planted: &mut HashMap<String, Planted>,
     by_probe: &mut HashMap<ProbeId, String>,
 ) {
-    let want: HashMap<&str, &Action> = desired.actions.iter().map(|a| (a.id.as_str(), a)).collect();
+    // Planted actions the blocklist now covers go, as if removed.
+    let want: HashMap<&str, &Action> = desired
+        .actions
+        .iter()
+        .filter(|a| {
+            let blocked = [
+                Some(a.spec.location.as_str()),
+                a.spec.end_location.as_deref(),
+            ]
+            .iter()
+            .flatten()
+            .find_map(|l| blocklist::blocked(&desired.blocklist, l));
+            match blocked {
+                Some(rule) if planted.contains_key(&a.id) => {
+                    if let Some(p) = planted.remove(&a.id) {
+                        for probe in p.probes {
+                            let _ = session.remove_probe(probe);
+                            by_probe.remove(&probe);
+                        }
+                    }
+                    shared.set_state(
+                        &a.id,
+                        "error",
+                        format!("blocked by the blocklist: {}", blocklist::describe(rule)),
+                        None,
+                    );
+                    false
+                }
+                _ => true,
+            }
+        })
+        .map(|a| (a.id.as_str(), a))
+        .collect();
     let gone: Vec<String> = planted
         .keys()
         .filter(|id| !want.contains_key(id.as_str()))
@@ -661,6 +752,22 @@ fn reconcile(
         if let Some(s) = shared.states.lock().unwrap().get(id)
             && matches!(s.state.as_str(), "exhausted" | "expired" | "error")
         {
+            continue;
+        }
+        // The blocklist, again here: the server refuses such actions, but an agent must not
+        // trust that alone (a rule added after the action, a server that skipped the check).
+        let locations = [
+            Some(a.spec.location.as_str()),
+            a.spec.end_location.as_deref(),
+        ];
+        if let Some(rule) = locations
+            .iter()
+            .flatten()
+            .find_map(|l| blocklist::blocked(&desired.blocklist, l))
+        {
+            let why = format!("blocked by the blocklist: {}", blocklist::describe(rule));
+            eprintln!("scry agent: action {id} at {}: {why}", a.spec.location);
+            shared.set_state(id, "error", why, Some(0));
             continue;
         }
         let mut probes = Vec::new();

@@ -67,9 +67,9 @@ fn marker_line(source: &str, marker: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Waits for `child`'s stderr to print a line containing `needle`; returns that line (the rest
-/// of its stderr is drained in the background).
-fn wait_line(child: &mut Child, needle: &str, timeout: Duration) -> Result<String> {
+/// Reads `child`'s stderr until every one of `needles` has appeared in some line; returns the
+/// lines read (the rest of its stderr is drained in the background).
+fn wait_lines(child: &mut Child, needles: &[&str], timeout: Duration) -> Result<Vec<String>> {
     let stderr = child.stderr.take().context("no stderr")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -78,13 +78,15 @@ fn wait_line(child: &mut Child, needle: &str, timeout: Duration) -> Result<Strin
         }
     });
     let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if line.contains(needle) {
+        seen.push(line);
+        if needles.iter().all(|n| seen.iter().any(|l| l.contains(n))) {
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return Ok(line);
+            return Ok(seen);
         }
     }
-    bail!("timed out waiting for {needle:?}")
+    bail!("timed out waiting for {needles:?}; saw {seen:?}")
 }
 
 fn action(
@@ -153,16 +155,34 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         .stderr(Stdio::piped())
         .spawn()
         .context("starting scry server")?;
-    let line = wait_line(&mut server, "listening on", Duration::from_secs(20));
+    // A new data directory: the server prints its first admin token, once.
+    let lines = wait_lines(
+        &mut server,
+        &["listening on", "scry_"],
+        Duration::from_secs(30),
+    );
     cleanup.children.push(server);
-    let line = line?;
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .context("the server did not say where it listens")?
-        .to_string();
-    println!("   listening on {url}");
-    let client = Client::new(&url, None, Duration::from_secs(30));
+    let lines = lines?;
+    let word = |prefix: &str| {
+        lines
+            .iter()
+            .flat_map(|l| l.split_whitespace())
+            .find(|w| w.starts_with(prefix))
+            .map(str::to_string)
+    };
+    let url = word("http://").context("the server did not say where it listens")?;
+    let admin = word("scry_").context("the server printed no admin token")?;
+    println!("   listening on {url}; its first admin token was printed once (used below)");
+    let client = Client::new(&url, Some(admin), Duration::from_secs(30));
+    let agent_token: scry_server::api::CreatedToken = client.post(
+        "/v1/tokens",
+        &scry_server::api::NewToken {
+            role: scry_server::api::Role::Agent,
+            tags: Default::default(),
+            expires_secs: Some(3600),
+            name: "demo agent".into(),
+        },
+    )?;
 
     println!("3. starting the program: ./loop --interval-us 100000 (10 orders a second)");
     let mut program = Command::new(&bin)
@@ -176,7 +196,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     cleanup.children.insert(0, program);
     println!("   running as pid {pid}");
 
-    println!("4. starting an agent on it: scry agent --server {url} --pid {pid} --tag app=demo");
+    println!(
+        "4. starting an agent on it with an agent token: scry agent --server {url} --token … --pid {pid} --tag app=demo"
+    );
     let mut agent = Command::new(&exe)
         .args([
             "agent",
@@ -187,11 +209,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             "--tag",
             "app=demo",
         ])
+        .env("SCRY_TOKEN", &agent_token.token)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting scry agent")?;
-    let registered = wait_line(&mut agent, "registered with", Duration::from_secs(30));
+    let registered = wait_lines(&mut agent, &["registered with"], Duration::from_secs(30));
     cleanup.children.push(agent);
     registered?;
     let agents: Vec<Agent> = client.get("/v1/agents")?;

@@ -118,23 +118,46 @@ enum Command {
     AttachAll(client::ServerOpts),
 }
 
-/// `scry server [--listen ADDR] [--data DIR]`.
+/// `scry server [--listen ADDR] [--data DIR] [--tls-cert F --tls-key F] [--insecure-listen]`.
 #[derive(clap::Args, Debug)]
 struct ServerArgs {
-    /// Address to listen on (plain HTTP: keep it on loopback until the security issue's TLS).
+    /// Address to listen on. Plain HTTP binds only to loopback; anything else needs
+    /// --tls-cert/--tls-key (or --insecure-listen, explicitly).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: std::net::SocketAddr,
     /// Where the SQLite database lives (created if missing).
     #[arg(long, default_value = "./scry-data")]
     data: std::path::PathBuf,
+    /// Serve HTTPS with this certificate chain (PEM) …
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// … and this private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (tokens then cross the network in clear).
+    #[arg(long)]
+    insecure_listen: bool,
+    /// Create an admin token in --data, print it once, and exit.
+    #[arg(long)]
+    init_admin: bool,
 }
 
 fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    scry_server::run_blocking(scry_server::ServerConfig {
-        listen: args.listen,
-        data_dir: args.data,
-        retention: scry_server::Retention::default(),
-    })?;
+    if args.init_admin {
+        let token = scry_server::init_admin(&args.data)?;
+        println!("{token}");
+        eprintln!(
+            "an admin token for {} (shown this once)",
+            args.data.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut config = scry_server::ServerConfig::new(args.listen, args.data);
+    config.insecure_listen = args.insecure_listen;
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(scry_server::TlsFiles { cert, key });
+    }
+    scry_server::run_blocking(config)?;
     Ok(ExitCode::SUCCESS)
 }
 

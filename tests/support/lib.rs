@@ -21,6 +21,7 @@
 pub mod elf;
 pub mod gdb;
 pub mod scry;
+pub mod tiers;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -431,6 +431,13 @@ impl Session {
 
     /// Turns a hit's raw bytes into a message and named values. Runs on the caller's thread.
     pub fn render(&self, hit: &HitRecord) -> RenderedHit {
+        self.render_hiding(hit, &|_| false)
+    }
+
+    /// Like [`Session::render`], with the holes whose text `hide` matches shown as
+    /// `[redacted]` in the message and the values (the agent's redaction rules by name:
+    /// `{p->password}`).
+    pub fn render_hiding(&self, hit: &HitRecord, hide: &dyn Fn(&str) -> bool) -> RenderedHit {
         let state = self.shared.state.lock().unwrap();
         let Some(probe) = state.probes.get(&hit.probe) else {
             return RenderedHit {
@@ -457,6 +464,7 @@ impl Session {
                         (Some(ty), Some(fetched)) => crate::value::render(ty, fetched),
                         _ => Value::Opaque("?".into()),
                     };
+                    let value = if hide(&path.text) { redacted() } else { value };
                     message.push_str(&display_with(&value, path.spec));
                     values.push((path.text.clone(), value));
                     k += 1;
@@ -481,6 +489,7 @@ impl Session {
                         }
                         _ => Value::Opaque("?".into()),
                     };
+                    let value = if hide(&hole.text) { redacted() } else { value };
                     message.push_str(&display_with(&value, hole.spec));
                     values.push((hole.text.clone(), value));
                     j += 1;
@@ -1161,6 +1170,14 @@ fn recover_entry_values(
         .iter()
         .filter_map(|p| Some((p.reg, reader.call_value(&p.value, &caller_regs, &known)?)))
         .collect()
+}
+
+/// What a hidden value shows.
+fn redacted() -> Value {
+    Value::Str {
+        text: "[redacted]".into(),
+        truncated: false,
+    }
 }
 
 /// Reads a snapshot of the held thread: unwinds its stack, reads the variables of the top
