@@ -17,10 +17,6 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
-/// The bundled program's source and helpers (the demo's program).
-const LOOP_C: &str = include_str!("../../testbins/c/loop.c");
-const TESTBIN_H: &str = include_str!("../../testbins/c/testbin.h");
-
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Runs of each scenario (median and min–max over them).
@@ -103,34 +99,6 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn marker_line(source: &str, marker: &str) -> Option<usize> {
-    let tag = format!("// @probe {marker}");
-    source
-        .lines()
-        .position(|l| {
-            let t = l.trim();
-            t.ends_with(&tag) && !t.starts_with("//") && !t.starts_with('*')
-        })
-        .map(|i| i + 1)
-}
-
-fn build(dir: &Path, opt: &str) -> Result<PathBuf> {
-    let bin = dir.join(format!("loop{opt}"));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(&cc)
-        .args(["-g", opt, "-o"])
-        .arg(&bin)
-        .arg(dir.join("loop.c"))
-        .status()
-        .with_context(|| {
-            format!("running {cc}: install a C compiler (Debian: apt-get install gcc)")
-        })?;
-    if !status.success() {
-        bail!("{cc} failed to build the benchmark program");
-    }
-    Ok(bin)
 }
 
 /// The program's own timing line.
@@ -363,11 +331,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("scry-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = Cleanup(dir.clone());
-    std::fs::write(dir.join("loop.c"), LOOP_C)?;
-    std::fs::write(dir.join("testbin.h"), TESTBIN_H)?;
-    let line = marker_line(LOOP_C, "process_order_body")
-        .context("the bundled source lost its probe marker")?;
-    let location = format!("loop.c:{line}");
+    let location = crate::bundled::probe_location()?;
     let gdb = !args.no_gdb
         && Command::new("gdb")
             .arg("--version")
@@ -418,7 +382,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         "hits seen/made"
     );
     for opt in opts {
-        let bin = build(&dir, opt)?;
+        let bin = crate::bundled::build(&dir, opt)?;
         for &nthreads in threads {
             for &placement in placements {
                 pin(placement)?;

@@ -17,11 +17,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-/// The bundled program's source.
-const LOOP_C: &str = include_str!("../../testbins/c/loop.c");
-/// The testbins' shared helpers, which `loop.c` includes.
-const TESTBIN_H: &str = include_str!("../../testbins/c/testbin.h");
-
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// How long to show log lines arriving.
@@ -53,18 +48,6 @@ impl Drop for Cleanup {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn marker_line(source: &str, marker: &str) -> Option<usize> {
-    // The marker ends a line of code; the header comment mentions it too.
-    let tag = format!("// @probe {marker}");
-    source
-        .lines()
-        .position(|l| {
-            let t = l.trim();
-            t.ends_with(&tag) && !t.starts_with("//") && !t.starts_with('*')
-        })
-        .map(|i| i + 1)
 }
 
 /// Reads `child`'s stderr until every one of `needles` has appeared in some line; returns the
@@ -125,24 +108,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         children: Vec::new(),
     };
     let exe = std::env::current_exe().context("finding the scry executable")?;
-    let src = dir.join("loop.c");
-    let bin = dir.join("loop");
-    std::fs::write(&src, LOOP_C)?;
-    std::fs::write(dir.join("testbin.h"), TESTBIN_H)?;
-
-    println!("1. building the bundled program: cc -g -O0 loop.c -o loop");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(&cc)
-        .args(["-g", "-O0", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .with_context(|| {
-            format!("running {cc}: install a C compiler (Debian: apt-get install gcc)")
-        })?;
-    if !status.success() {
-        bail!("{cc} failed to build the demo program");
-    }
+    println!("1. building the bundled program: cc -g -O0 loop.c -o loop-O0");
+    let bin = crate::bundled::build(&dir, "-O0")?;
 
     println!(
         "2. starting the management server: scry server --listen 127.0.0.1:0 --data {}/data",
@@ -229,9 +196,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         );
     }
 
-    let line = marker_line(LOOP_C, "process_order_body")
-        .context("the bundled source lost its probe marker")?;
-    let location = format!("loop.c:{line}");
+    let location = crate::bundled::probe_location()?;
     let template = "order {o->id} qty={o->qty} for {name}";
     println!("5. adding actions for every agent tagged app=demo:");
     println!("   scry log add {location} '{template}' --tag app=demo");

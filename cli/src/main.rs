@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod attach;
 mod bench;
+mod bundled;
 mod client;
 mod demo;
 mod http;

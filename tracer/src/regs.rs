@@ -139,6 +139,39 @@ impl Reg {
         Some(fp.xmm_space[i] as u64 | (fp.xmm_space[i + 1] as u64) << 32)
     }
 
+    /// The general registers and rip (what an unwinder can recover in a caller's frame).
+    pub fn general() -> impl Iterator<Item = Reg> {
+        ALL.iter()
+            .copied()
+            .filter(|r| !r.is_vector() && *r != Reg::FsBase)
+    }
+
+    /// Sets this register in a thread's saved registers (vector registers are not there).
+    pub fn write(self, regs: &mut libc::user_regs_struct, v: u64) {
+        let slot = match self {
+            Reg::Rax => &mut regs.rax,
+            Reg::Rdx => &mut regs.rdx,
+            Reg::Rcx => &mut regs.rcx,
+            Reg::Rbx => &mut regs.rbx,
+            Reg::Rsi => &mut regs.rsi,
+            Reg::Rdi => &mut regs.rdi,
+            Reg::Rbp => &mut regs.rbp,
+            Reg::Rsp => &mut regs.rsp,
+            Reg::R8 => &mut regs.r8,
+            Reg::R9 => &mut regs.r9,
+            Reg::R10 => &mut regs.r10,
+            Reg::R11 => &mut regs.r11,
+            Reg::R12 => &mut regs.r12,
+            Reg::R13 => &mut regs.r13,
+            Reg::R14 => &mut regs.r14,
+            Reg::R15 => &mut regs.r15,
+            Reg::Rip => &mut regs.rip,
+            Reg::FsBase => &mut regs.fs_base,
+            _ => return,
+        };
+        *slot = v;
+    }
+
     /// This register's value in a thread's saved registers.
     pub fn read(self, regs: &libc::user_regs_struct) -> u64 {
         match self {

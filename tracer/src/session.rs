@@ -1092,28 +1092,9 @@ fn frame_registers(
     }
     // SAFETY: all-zero registers are a valid value.
     let mut frame_regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    use crate::regs::Reg;
-    for r in [
-        Reg::Rax,
-        Reg::Rdx,
-        Reg::Rcx,
-        Reg::Rbx,
-        Reg::Rsi,
-        Reg::Rdi,
-        Reg::Rbp,
-        Reg::Rsp,
-        Reg::R8,
-        Reg::R9,
-        Reg::R10,
-        Reg::R11,
-        Reg::R12,
-        Reg::R13,
-        Reg::R14,
-        Reg::R15,
-        Reg::Rip,
-    ] {
+    for r in crate::regs::Reg::general() {
         if let Some(v) = f.regs.get(r) {
-            set_reg(&mut frame_regs, r, v);
+            r.write(&mut frame_regs, v);
         }
     }
     frame_regs.fs_base = regs.fs_base;
@@ -1392,31 +1373,6 @@ fn take_snapshot(
     snap.bytes_read = bytes;
     snap.truncated = truncated;
     snap
-}
-
-fn set_reg(r: &mut libc::user_regs_struct, reg: crate::regs::Reg, v: u64) {
-    use crate::regs::Reg::*;
-    match reg {
-        Rax => r.rax = v,
-        Rdx => r.rdx = v,
-        Rcx => r.rcx = v,
-        Rbx => r.rbx = v,
-        Rsi => r.rsi = v,
-        Rdi => r.rdi = v,
-        Rbp => r.rbp = v,
-        Rsp => r.rsp = v,
-        R8 => r.r8 = v,
-        R9 => r.r9 = v,
-        R10 => r.r10 = v,
-        R11 => r.r11 = v,
-        R12 => r.r12 = v,
-        R13 => r.r13 = v,
-        R14 => r.r14 = v,
-        R15 => r.r15 = v,
-        Rip => r.rip = v,
-        FsBase => r.fs_base = v,
-        _ => {} // vector registers are caller-saved: unknown in callers' frames
-    }
 }
 
 fn fault_status(f: crate::vm::Fault) -> crate::snapshot::Status {
