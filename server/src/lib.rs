@@ -18,14 +18,17 @@
 //!
 //! | table | what |
 //! |---|---|
-//! | `meta` | `version` (the desired-state version: bumped on every change of actions or agents, never reset) and `next_action` (the N of the next `act-N`) |
-//! | `agents` | id, host, pid, executable, build-id, tags (JSON), first/last seen, dropped events; `online` = polled within 60 s or polling now |
+//! | `meta` | `version` (the desired-state version: bumped on every change of actions, agents, rules or the kill switch, never reset), `next_action`, `next_token`, `next_redaction`, `next_block` (the N of the next id), `detach_all` (the kill switch) |
+//! | `agents` | id, host, pid, executable, build-id, tags (JSON), first/last seen, dropped events, the token it registered with; `online` = polled within 60 s or polling now |
 //! | `actions` | id, the [`api::NewAction`] as JSON, creation time |
 //! | `action_states` | per (action, agent): state, reason, hits, as the agent reported them |
 //! | `logs` | log lines; `seq` is an AUTOINCREMENT key, so ascending and never reused |
 //! | `snapshots` | snapshot bodies (JSON) with their top frame for lists |
 //! | `metric_samples` | the samples as uploaded |
 //! | `metric_totals` | running totals per (action, agent): what `/v1/metrics` and `/metrics` show; retention never trims them, so counters never go down |
+//! | `tokens` | id, role, tags (JSON), name, SHA-256 of the secret, created/expires/revoked times |
+//! | `audit` | the audit trail (append-only: triggers refuse UPDATE and DELETE) |
+//! | `redactions`, `blocklist` | the rules admins added (the built-in redaction rules are in the code) |
 //!
 //! Retention ([`Retention`]): at most 100,000 log lines, 1,000 snapshots and 100,000 metric
 //! samples (the oldest go first, checked after every batch of events), and nothing older
@@ -42,9 +45,99 @@
 //! * **Reads** run on tokio's blocking threads (`spawn_blocking`) with a small pool of
 //!   read-only connections ([`readers`]).
 //!
-//! # Authentication
+//! # Security and governance
 //!
-//! None yet: [`routes::authorize`] is called on every request and allows everything.
+//! ## Tokens
+//!
+//! Every route but `GET /v1/openapi.json` needs `Authorization: Bearer scry_…`. A token is
+//! `scry_` and 64 hex digits (256 random bits from the OS); the `tokens` table keeps only
+//! its SHA-256 and finds it by that hash ([`auth`]: a fast hash suits a 256-bit random
+//! secret, a slow password KDF would only slow every request). A token has an id (`tok-N`),
+//! a role, a tag scope, a name, and may expire or be revoked. Its secret is shown once, in
+//! the answer of `POST /v1/tokens`. The first start on a database without any token makes an
+//! admin token and prints it once to stderr: `scry server: first admin token (shown once):
+//! scry_…` ([`FIRST_TOKEN_LINE`]); [`init_admin`] makes another (`scry server --init-admin`).
+//!
+//! No token, or a malformed, unknown, revoked or expired one: **401**. A valid token whose
+//! role lacks the right, or a thing outside its scope: **403**. Both with the JSON error
+//! saying why.
+//!
+//! ## Roles
+//!
+//! | routes | admin | developer | viewer | agent |
+//! |---|---|---|---|---|
+//! | `POST /v1/agents/register` | ✓ | | | ✓ (the agent is bound to the token) |
+//! | `GET …/desired`, `POST …/report`, `POST …/events` | ✓ | | | ✓ its own agents only |
+//! | `GET /v1/agents`, `/v1/actions`, `/v1/actions/{id}`, `/v1/logs`, `/v1/snapshots`, `/v1/snapshots/{id}`, `/v1/metrics`, `/metrics` | ✓ | ✓ scoped | ✓ scoped | |
+//! | `POST /v1/actions`, `DELETE /v1/actions/{id}` | ✓ | ✓ scoped | | |
+//! | `GET /v1/redactions`, `GET /v1/blocklist` | ✓ | ✓ | | |
+//! | tokens, `GET /v1/audit`, `POST`/`DELETE` redactions and blocklist, `POST /v1/detach-all`, `/v1/attach-all` | ✓ | | | |
+//! | `GET /v1/openapi.json` | public | public | public | public |
+//!
+//! ([`routes::Access`] in [`routes::ROUTES`]; [`routes::authorize`] checks the role on every
+//! request, the handlers the scope and ownership.) `/metrics` takes a token like every read:
+//! a Prometheus scraper gets a viewer token (`bearer_token` in its scrape config).
+//!
+//! **Scope**: a developer, viewer or agent token with tags (`{"env": "prod"}`) covers the
+//! agents whose tags include all of them; an admin token, or one without tags, covers every
+//! agent. Reads are filtered to the agents in scope (logs, snapshots and metrics by the agent
+//! they came from; actions by their target). An action is in scope when every agent it can
+//! reach is: its target tags include the scope's (or it has none) and every agent it names is
+//! known and in scope; an empty target (every agent) is in no scope. Out of scope: 403 for
+//! one thing (an action, a snapshot, a creation, a deletion), absent from lists. An agent
+//! token may register only agents whose tags include its own, and acts only for the agents
+//! it registered (re-registering another token's agent id gives a new id).
+//!
+//! ## Audit
+//!
+//! The `audit` table gets a row for every request answered 401 or 403 and every POST, PUT,
+//! PATCH or DELETE whatever its answer, except an agent's routine uploads (report and
+//! events answered 2xx, which would grow the append-only table by a row per agent per
+//! second; their refusals and errors are audited): seq, time, request id (also in the
+//! `x-request-id` header of every answer), principal (`tok-3 developer` or `anonymous`),
+//! method, path, target (the action, agent, token or rule id), status, and the refusal's
+//! reason. The row is committed (through the writer) before the answer goes. Triggers make
+//! the table append-only (UPDATE and DELETE abort); no route changes it; retention does not
+//! touch it. `GET /v1/audit?since=RFC3339&after=SEQ&limit=N` (admin) reads it.
+//!
+//! ## Redaction
+//!
+//! [`redact`] (shared with the agent, which applies the same rules before anything leaves
+//! the host): card numbers (Luhn-checked), e-mail addresses, bearer tokens and JWTs by value,
+//! and the values of variables or fields named like `password`, `passwd`, `secret`, `token`,
+//! `api_key` are built in (ids `builtin-…`, not removable: 400); admins add name and value
+//! (regex) rules. The server applies them **at ingest**, before storing: log messages,
+//! locations and values, snapshot bodies; metric locations are redacted on the way out.
+//! The desired state carries the rules; adding or removing one bumps the version, so the
+//! long polls answer at once.
+//!
+//! ## Blocklist
+//!
+//! [`blocklist`] (shared with the agent): glob rules on a location's file path, function or
+//! module; `allow` rules are exceptions that win. Checked when an action is created (its
+//! location and end location): **422** naming the rule (`blocked by blocklist rule blk-2
+//! (function *password*)`). The desired state carries the rules (the agent checks again);
+//! changes bump the version.
+//!
+//! ## Kill switch
+//!
+//! `POST /v1/detach-all` (admin) sets a persisted flag: every agent's desired state has
+//! `detach_all: true` and the version is bumped, so every long poll answers at once;
+//! `POST /v1/attach-all` clears it. Both are audited.
+//!
+//! ## Transport
+//!
+//! With [`ServerConfig::tls`] (PEM certificate chain and key) the server speaks HTTPS
+//! (rustls, TLS 1.2 and 1.3, HTTP/1.1). Plain HTTP binds only to loopback addresses unless
+//! [`ServerConfig::insecure_listen`] is set; otherwise [`serve`] refuses to start
+//! ([`ServerError::InsecureListen`], naming `--tls-cert`/`--tls-key` and `--insecure-listen`).
+//!
+//! ## Limits
+//!
+//! Each a 4xx naming the limit and the value ([`validate`] has the table): bodies 8 MiB
+//! (413), templates 4 KiB, locations, conditions and watches 1 KiB, nesting 32, 32 watches,
+//! 32 tags per agent, token or target (400), 200 actions per agent (409), 5,000 events per
+//! batch (413).
 
 #![warn(missing_docs)]
 
@@ -320,9 +413,9 @@ pub async fn serve(
                         None => conns.spawn(serve_connection(app, stream, stop)),
                         Some(acceptor) => conns.spawn(async move {
                             // A client that does not finish its handshake in time is dropped.
-                            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => serve_connection(app, tls, stop).await,
-                                Ok(Err(_)) | Err(_) => {}
+                            let accepted = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await;
+                            if let Ok(Ok(tls)) = accepted {
+                                serve_connection(app, tls, stop).await;
                             }
                         }),
                     };

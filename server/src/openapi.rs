@@ -70,7 +70,7 @@ fn buckets(description: &str) -> Value {
 /// The schemas of tokens, the audit trail, redaction and blocklist rules.
 fn security_schemas() -> Value {
     let s = json!({ "type": "string" });
-    let u64_ = json!({ "type": "integer", "format": "int64", "minimum": 0 });
+    let u64_ = json!({ "type": "integer", "minimum": 0 });
     let time = json!({ "type": "string", "description": "RFC 3339 UTC" });
     json!({
         "Role": { "type": "string", "enum": ["admin", "developer", "viewer", "agent"] },
@@ -80,7 +80,7 @@ fn security_schemas() -> Value {
             "properties": {
                 "role": r("Role"),
                 "tags": { "type": "object", "additionalProperties": { "type": "string" }, "maxProperties": 32, "description": "scope: agents with all of these tags (empty: every agent)" },
-                "expires_secs": { "type": "integer", "minimum": 1, "maximum": 3_153_600_000u64, "description": "seconds until it expires (absent: never)" },
+                "expires_secs": { "type": "integer", "nullable": true, "minimum": 1, "maximum": 3_153_600_000u64, "description": "seconds until it expires (absent: never)" },
                 "name": { "type": "string", "maxLength": 256 }
             }
         },
@@ -152,17 +152,17 @@ fn schemas() -> Value {
 }
 
 fn base_schemas() -> Value {
-    let u64_ = json!({ "type": "integer", "format": "int64", "minimum": 0 });
+    let u64_ = json!({ "type": "integer", "minimum": 0 });
     let i32_ = json!({ "type": "integer", "format": "int32" });
     let s = json!({ "type": "string" });
     let time = json!({ "type": "string", "description": "RFC 3339 UTC" });
     let new_action_props = json!({
         "kind": r("ActionKind"),
-        "metric": r("MetricKind"),
-        "location": { "type": "string", "description": "file.c:42, function, or lib.so:file.c:42" },
-        "end_location": { "type": "string", "description": "tictoc metrics: where the toc is" },
+        "metric": { "nullable": true, "allOf": [r("MetricKind")] },
+        "location": { "type": "string", "minLength": 1, "maxLength": 1024, "description": "file.c:42, function, or lib.so:file.c:42" },
+        "end_location": { "type": "string", "nullable": true, "description": "tictoc metrics: where the toc is" },
         "template": { "type": "string", "description": "log template, or the expression of a value metric" },
-        "condition": s,
+        "condition": { "type": "string", "nullable": true },
         "watches": arr(s.clone()),
         "target": r("Target"),
         "quota": r("ActionQuota"),
@@ -208,10 +208,10 @@ fn base_schemas() -> Value {
         "ActionQuota": {
             "type": "object",
             "properties": {
-                "max_hits": u64_,
-                "expiry_secs": { "type": "integer", "minimum": 0, "description": "seconds after creation; 0 = never" },
-                "lines_per_sec": { "type": "number" },
-                "bytes_per_sec": { "type": "number" }
+                "max_hits": { "type": "integer", "minimum": 0, "nullable": true },
+                "expiry_secs": { "type": "integer", "minimum": 0, "nullable": true, "description": "seconds after creation; 0 = never" },
+                "lines_per_sec": { "type": "number", "nullable": true },
+                "bytes_per_sec": { "type": "number", "nullable": true }
             }
         },
         "NewAction": {
@@ -327,13 +327,13 @@ fn base_schemas() -> Value {
 
 fn uint_param(name: &str, minimum: u64, description: &str) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description,
-            "schema": { "type": "integer", "format": "int64", "minimum": minimum } })
+            "schema": { "type": "integer", "minimum": minimum } })
 }
 
 fn limit_param() -> Value {
     json!({ "name": "limit", "in": "query", "required": false,
             "description": "at most this many (default 100; more than 1000 counts as 1000)",
-            "schema": { "type": "integer", "format": "int64", "minimum": 1 } })
+            "schema": { "type": "integer", "minimum": 1 } })
 }
 
 fn wait_param(description: &str) -> Value {
@@ -453,7 +453,7 @@ pub fn document() -> Value {
             "/v1/snapshots/{id}": {
                 "get": {
                     "summary": "One snapshot with its body",
-                    "parameters": [path_param("id", "the snapshot's id (a number)")],
+                    "parameters": [{ "name": "id", "in": "path", "required": true, "description": "the snapshot's id", "schema": { "type": "integer", "minimum": 0 } }],
                     "responses": answers("the snapshot", r("StoredSnapshot"), &["400", "404"])
                 }
             },

@@ -321,8 +321,9 @@ impl Query {
         self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
     }
 
+    /// A number parameter: absent is `None`, present but empty or not a number is a 400.
     fn num<T: std::str::FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, HttpError> {
-        match self.str(name) {
+        match self.0.get(name).map(String::as_str) {
             None => Ok(None),
             Some(s) => s.parse().map(Some).map_err(|_| {
                 HttpError::bad_request(
@@ -336,25 +337,25 @@ impl Query {
     /// `wait=SECS` (fractions allowed), at most [`MAX_WAIT_SECS`].
     fn wait(&self) -> Result<Duration, HttpError> {
         let w: f64 = self.num("wait", "a number of seconds")?.unwrap_or(0.0);
-        if w.is_nan() || w < 0.0 {
+        if !(0.0..=MAX_WAIT_SECS).contains(&w) {
             return Err(HttpError::bad_request(
                 "bad query parameter wait",
-                format!("wait={w} is negative; give the seconds to wait, 0 to {MAX_WAIT_SECS}"),
+                format!("wait={w} is out of range; give the seconds to wait, 0 to {MAX_WAIT_SECS}"),
             ));
         }
-        Ok(Duration::from_secs_f64(w.min(MAX_WAIT_SECS)))
+        Ok(Duration::from_secs_f64(w))
     }
 
-    /// `limit=N`: default 100, at most 1000.
+    /// `limit=N`: default 100; more than 1000 counts as 1000.
     fn limit(&self) -> Result<u32, HttpError> {
-        let n: u32 = self.num("limit", "a count")?.unwrap_or(100);
+        let n: u64 = self.num("limit", "a count")?.unwrap_or(100);
         if n == 0 {
             return Err(HttpError::bad_request(
                 "bad query parameter limit",
                 "limit=0 asks for nothing; give 1 to 1000 (default 100)",
             ));
         }
-        Ok(n.min(1000))
+        Ok(n.min(1000) as u32)
     }
 }
 
@@ -504,19 +505,63 @@ fn parse_json<T: DeserializeOwned>(body: &[u8], schema: &str) -> Result<T, HttpE
             format!("send a JSON {schema} (see /v1/openapi.json)"),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        // serde_json calls some type errors syntax errors (an integer for an enum): whether
-        // the body is JSON at all decides.
-        let error = if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-            "invalid request body"
-        } else {
-            "malformed JSON"
-        };
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         HttpError::bad_request(
-            error,
+            "malformed JSON",
+            format!("{e}; send a JSON {schema} (see /v1/openapi.json)"),
+        )
+    })?;
+    objects_only(&value, schema)?;
+    serde_json::from_value(value).map_err(|e| {
+        HttpError::bad_request(
+            "invalid request body",
             format!("{e}; send a JSON {schema} (see /v1/openapi.json)"),
         )
     })
+}
+
+/// Where a body must have JSON objects (serde would also take an array for a struct, by
+/// position; the document says objects): "" is the body itself, `name` a field, `name[]`
+/// each item of an array field.
+fn struct_paths(schema: &str) -> &'static [&'static str] {
+    match schema {
+        "NewAction" => &["", "target", "quota"],
+        "AgentReport" => &["", "states[]"],
+        "EventBatch" => &["", "logs[]", "snapshots[]", "metrics[]"],
+        _ => &[""],
+    }
+}
+
+fn objects_only(v: &serde_json::Value, schema: &str) -> Result<(), HttpError> {
+    let bad = |what: &str| {
+        HttpError::bad_request(
+            "invalid request body",
+            format!("{what} must be a JSON object; send a JSON {schema} (see /v1/openapi.json)"),
+        )
+    };
+    for path in struct_paths(schema) {
+        if path.is_empty() {
+            if !v.is_object() {
+                return Err(bad("the body"));
+            }
+            continue;
+        }
+        let (field, items) = match path.strip_suffix("[]") {
+            Some(f) => (f, true),
+            None => (*path, false),
+        };
+        match (v.get(field), items) {
+            (None | Some(serde_json::Value::Null), _) => {}
+            (Some(serde_json::Value::Array(list)), true) => {
+                if list.iter().any(|i| !i.is_object()) {
+                    return Err(bad(&format!("each item of \"{field}\"")));
+                }
+            }
+            (Some(x), false) if !x.is_object() => return Err(bad(&format!("\"{field}\""))),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Counts an agent as polling while alive.
@@ -942,7 +987,7 @@ async fn answer(
             })
         }
         Handler::Audit => {
-            let since = match query.str("since") {
+            let since = match query.0.get("since") {
                 None => 0,
                 Some(s) => crate::time::parse_rfc3339(s).ok_or_else(|| {
                     HttpError::bad_request(
@@ -1037,7 +1082,10 @@ mod tests {
         assert_eq!(q.str("x"), Some("a b c"));
         assert!(q.num::<u64>("x", "n").is_err());
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(Query::parse(Some("wait=100")).wait().unwrap(), Duration::from_secs(60));
+        assert_eq!(Query::parse(Some("wait=60")).wait().unwrap(), Duration::from_secs(60));
+        assert!(Query::parse(Some("wait=61")).wait().is_err());
+        assert!(Query::parse(Some("wait=")).wait().is_err());
+        assert_eq!(Query::parse(Some("limit=99999999999999")).limit().unwrap(), 1000);
         assert!(Query::parse(Some("wait=-1")).wait().is_err());
         assert_eq!(Query::parse(Some("limit=5000")).limit().unwrap(), 1000);
     }

@@ -39,47 +39,61 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Parses RFC 3339 (`2026-01-02T03:04:05Z`, fractions and `±HH:MM` offsets allowed; a date
-/// alone is midnight UTC) to ms since the epoch.
+/// Parses an RFC 3339 date-time (`2026-01-02T03:04:05Z`, fractions and `±HH:MM` offsets
+/// allowed) to ms since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let s = s.trim();
     let num = |t: &str| -> Option<i64> {
         (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
     };
-    let (date, rest) = match s.find(['T', 't', ' ']) {
-        Some(i) => (&s[..i], &s[i + 1..]),
-        None => (s, ""),
-    };
+    let (date, rest) = s.split_once(['T', 't'])?;
+    let two = |t: &str| t.len() == 2;
     let mut d = date.splitn(3, '-');
-    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let (ys, ms_, ds) = (d.next()?, d.next()?, d.next()?);
+    if ys.len() != 4 || !two(ms_) || !two(ds) {
+        return None;
+    }
+    let (y, m, day) = (num(ys)?, num(ms_)?, num(ds)?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
         return None;
     }
-    let (mut ms, mut offset) = (0i64, 0i64);
-    if !rest.is_empty() {
-        let (clock, zone) = match rest.find(['Z', 'z', '+', '-']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => return None,
-        };
-        let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
-        let mut t = hms.splitn(3, ':');
-        let (h, mi, sec) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
-        if h > 23 || mi > 59 || sec > 60 {
+    let i = rest.find(['Z', 'z', '+', '-'])?;
+    let (clock, zone) = (&rest[..i], &rest[i..]);
+    let (hms, frac) = match clock.split_once('.') {
+        Some((hms, frac)) => (hms, Some(frac)),
+        None => (clock, None),
+    };
+    let mut t = hms.splitn(3, ':');
+    let (hs, mis, ss) = (t.next()?, t.next()?, t.next()?);
+    if !two(hs) || !two(mis) || !two(ss) {
+        return None;
+    }
+    let (h, mi, sec) = (num(hs)?, num(mis)?, num(ss)?);
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let frac_ms = match frac {
+        None => 0,
+        Some(f) => {
+            num(f)?;
+            format!("{f:0<3}")[..3].parse::<i64>().ok()?
+        }
+    };
+    let ms = ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms;
+    let offset = if zone.eq_ignore_ascii_case("z") {
+        0
+    } else {
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = zone[1..].split_once(':')?;
+        if !two(oh) || !two(om) {
             return None;
         }
-        let frac_ms = if frac.is_empty() {
-            0
-        } else {
-            num(frac)?;
-            format!("{frac:0<3}")[..3].parse::<i64>().ok()?
-        };
-        ms = ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms;
-        if !zone.eq_ignore_ascii_case("z") {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = zone[1..].split_once(':')?;
-            offset = sign * (num(oh)? * 60 + num(om)?) * 60_000;
+        let (oh, om) = (num(oh)?, num(om)?);
+        if oh > 23 || om > 59 {
+            return None;
         }
-    }
+        sign * (oh * 60 + om) * 60_000
+    };
     Some(days_from_civil(y, m as u32, day as u32) * 86_400_000 + ms - offset)
 }
 
@@ -111,7 +125,9 @@ mod tests {
             assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
         }
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_rfc3339("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_rfc3339("1970-01-02"), None);
+        assert_eq!(parse_rfc3339(""), None);
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00"), None);
         assert_eq!(parse_rfc3339("2026-01-01T00:00:00.5Z"), Some(1_767_225_600_500));
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);

@@ -124,8 +124,7 @@ fn https_with_a_trusted_ca_only() {
         tls: Some(files),
         ..ServerConfig::new("127.0.0.1:0".parse().unwrap(), &dir)
     })
-    .err()
-    .expect("a mismatched key is refused");
+    .expect_err("a mismatched key is refused");
     assert!(matches!(err, ServerError::Tls { .. }), "{err}");
     assert!(err.to_string().contains("--tls-key"), "{err}");
 }
@@ -134,8 +133,7 @@ fn https_with_a_trusted_ca_only() {
 fn plain_http_only_on_loopback_unless_insecure() {
     let dir = data_dir("insecure");
     let err = spawn(ServerConfig::new("0.0.0.0:0".parse().unwrap(), &dir))
-        .err()
-        .expect("plain HTTP on 0.0.0.0 is refused");
+        .expect_err("plain HTTP on 0.0.0.0 is refused");
     let text = err.to_string();
     assert!(matches!(err, ServerError::InsecureListen { .. }), "{text}");
     assert!(text.contains("--tls-cert") && text.contains("--tls-key") && text.contains("--insecure-listen"), "{text}");

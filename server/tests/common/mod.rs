@@ -32,18 +32,16 @@ pub struct Server {
     thread: Option<std::thread::JoinHandle<Result<(), scry_server::ServerError>>>,
 }
 
+/// A running server: its address, the sender that stops it, its thread.
+pub type Running = (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<Result<(), scry_server::ServerError>>,
+);
+
 /// Runs `serve` on its own runtime on a thread: the bound address, or the error it
 /// stopped with before binding.
-pub fn spawn(
-    config: ServerConfig,
-) -> Result<
-    (
-        SocketAddr,
-        tokio::sync::oneshot::Sender<()>,
-        std::thread::JoinHandle<Result<(), scry_server::ServerError>>,
-    ),
-    scry_server::ServerError,
-> {
+pub fn spawn(config: ServerConfig) -> Result<Running, scry_server::ServerError> {
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
