@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// Only -O2, one thread, unpinned (a quick look rather than the full table).
     #[arg(long)]
     pub quick: bool,
+    /// Only the three tiers' latency: from `scry log add` to the first line at the client.
+    #[arg(long)]
+    pub tiers: bool,
 }
 
 /// One way of running the program.
@@ -331,6 +334,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("scry-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = Cleanup(dir.clone());
+    if args.tiers {
+        return tiers_latency(&dir, args.runs);
+    }
     let location = crate::bundled::probe_location()?;
     let gdb = !args.no_gdb
         && Command::new("gdb")
@@ -481,4 +487,85 @@ fn print_rows(
             format!("{seen}/{made}")
         );
     }
+}
+
+/// The three tiers end to end: a server and an agent on the bundled program (a hot line:
+/// 1000 calls a second); `runs` times, an action is created through the API and the time
+/// until its first line comes back through the client's long poll is taken; then it is
+/// removed.
+fn tiers_latency(dir: &Path, runs: usize) -> Result<ExitCode> {
+    use scry_server::api::{Action, LogLine, NewAction};
+    let exe = std::env::current_exe()?;
+    let mut cleanup = crate::demo::Cleanup {
+        dir: dir.join("tiers"),
+        children: Vec::new(),
+    };
+    std::fs::create_dir_all(&cleanup.dir)?;
+    let bin = crate::bundled::build(&cleanup.dir, "-O0")?;
+    let location = crate::bundled::probe_location()?;
+    let server = crate::demo::start_server(&exe, &cleanup.dir.clone(), &mut cleanup)?;
+    let program = Command::new(&bin)
+        .args(["--interval-us", "1000"])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let pid = program.id() as i32;
+    cleanup.children.insert(0, program);
+    std::thread::sleep(Duration::from_millis(100));
+    crate::demo::start_agent(
+        &exe,
+        &server.url,
+        &server.agent_token,
+        pid,
+        "bench=tiers",
+        &mut cleanup,
+    )?;
+    let mut ms = Vec::new();
+    for _ in 0..runs {
+        let mut tags = std::collections::BTreeMap::new();
+        tags.insert("bench".to_string(), "tiers".to_string());
+        let started = std::time::Instant::now();
+        let action: Action = server.client.post(
+            "/v1/actions",
+            &NewAction {
+                kind: scry_server::api::ActionKind::Log,
+                metric: None,
+                location: location.clone(),
+                end_location: None,
+                template: "id={o->id}".into(),
+                condition: None,
+                watches: Vec::new(),
+                target: scry_server::api::Target {
+                    agents: Vec::new(),
+                    tags,
+                },
+                quota: Default::default(),
+            },
+        )?;
+        loop {
+            let page: Vec<LogLine> = server.client.get(&format!(
+                "/v1/logs?action={}&after=0&limit=1&wait=10",
+                action.id
+            ))?;
+            if !page.is_empty() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("no line for {} within a minute", action.id);
+            }
+        }
+        ms.push(started.elapsed().as_secs_f64() * 1e3);
+        server
+            .client
+            .delete(&format!("/v1/actions/{}", action.id))?;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut sorted = ms.clone();
+    let m = median(&mut sorted);
+    println!(
+        "scry bench --tiers: `scry log add` → first line at the client (server, agent and client on this host, a hot line), {runs} runs: median {m:.0} ms, min–max {:.0}–{:.0} ms",
+        sorted.first().copied().unwrap_or(f64::NAN),
+        sorted.last().copied().unwrap_or(f64::NAN)
+    );
+    drop(cleanup);
+    Ok(ExitCode::SUCCESS)
 }

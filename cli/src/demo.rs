@@ -25,9 +25,9 @@ pub struct DemoArgs {
 }
 
 /// Everything the demo started, stopped and removed on the way out, whatever happens.
-struct Cleanup {
-    dir: std::path::PathBuf,
-    children: Vec<Child>,
+pub(crate) struct Cleanup {
+    pub dir: std::path::PathBuf,
+    pub children: Vec<Child>,
 }
 
 impl Drop for Cleanup {
@@ -100,22 +100,22 @@ fn action(
     }
 }
 
-pub fn run(args: DemoArgs) -> Result<ExitCode> {
-    let dir = std::env::temp_dir().join(format!("scry-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let mut cleanup = Cleanup {
-        dir: dir.clone(),
-        children: Vec::new(),
-    };
-    let exe = std::env::current_exe().context("finding the scry executable")?;
-    println!("1. building the bundled program: cc -g -O0 loop.c -o loop-O0");
-    let bin = crate::bundled::build(&dir, "-O0")?;
+/// A server started for the demo (or the bench): where, a client with its admin token, and
+/// a token for agents.
+pub(crate) struct LocalServer {
+    pub url: String,
+    pub client: Client,
+    pub agent_token: String,
+}
 
-    println!(
-        "2. starting the management server: scry server --listen 127.0.0.1:0 --data {}/data",
-        dir.display()
-    );
-    let mut server = Command::new(&exe)
+/// Starts `scry server` on a fresh data directory under `dir` (port 0), reads where it
+/// listens and its first admin token from its stderr, and makes an agent token.
+pub(crate) fn start_server(
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+    cleanup: &mut Cleanup,
+) -> Result<LocalServer> {
+    let mut server = Command::new(exe)
         .args(["server", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir.join("data"))
         .stdout(Stdio::null())
@@ -139,7 +139,6 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     };
     let url = word("http://").context("the server did not say where it listens")?;
     let admin = word("scry_").context("the server printed no admin token")?;
-    println!("   listening on {url}; its first admin token was printed once (used below)");
     let client = Client::new(&url, Some(admin), Duration::from_secs(30));
     let agent_token: scry_server::api::CreatedToken = client.post(
         "/v1/tokens",
@@ -147,9 +146,66 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             role: scry_server::api::Role::Agent,
             tags: Default::default(),
             expires_secs: Some(3600),
-            name: "demo agent".into(),
+            name: "local agent".into(),
         },
     )?;
+    Ok(LocalServer {
+        url,
+        client,
+        agent_token: agent_token.token,
+    })
+}
+
+/// Starts `scry agent` on `pid` with tag `tag`; returns once it has registered.
+pub(crate) fn start_agent(
+    exe: &std::path::Path,
+    url: &str,
+    token: &str,
+    pid: i32,
+    tag: &str,
+    cleanup: &mut Cleanup,
+) -> Result<()> {
+    let mut agent = Command::new(exe)
+        .args([
+            "agent",
+            "--server",
+            url,
+            "--pid",
+            &pid.to_string(),
+            "--tag",
+            tag,
+        ])
+        .env("SCRY_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting scry agent")?;
+    let registered = wait_lines(&mut agent, &["registered with"], Duration::from_secs(30));
+    cleanup.children.push(agent);
+    registered.map(|_| ())
+}
+
+pub fn run(args: DemoArgs) -> Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("scry-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        children: Vec::new(),
+    };
+    let exe = std::env::current_exe().context("finding the scry executable")?;
+    println!("1. building the bundled program: cc -g -O0 loop.c -o loop-O0");
+    let bin = crate::bundled::build(&dir, "-O0")?;
+
+    println!(
+        "2. starting the management server: scry server --listen 127.0.0.1:0 --data {}/data",
+        dir.display()
+    );
+    let LocalServer {
+        url,
+        client,
+        agent_token,
+    } = start_server(&exe, &dir, &mut cleanup)?;
+    println!("   listening on {url}; its first admin token was printed once (used below)");
 
     println!("3. starting the program: ./loop --interval-us 100000 (10 orders a second)");
     let mut program = Command::new(&bin)
@@ -166,24 +222,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     println!(
         "4. starting an agent on it with an agent token: scry agent --server {url} --token … --pid {pid} --tag app=demo"
     );
-    let mut agent = Command::new(&exe)
-        .args([
-            "agent",
-            "--server",
-            &url,
-            "--pid",
-            &pid.to_string(),
-            "--tag",
-            "app=demo",
-        ])
-        .env("SCRY_TOKEN", &agent_token.token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting scry agent")?;
-    let registered = wait_lines(&mut agent, &["registered with"], Duration::from_secs(30));
-    cleanup.children.push(agent);
-    registered?;
+    start_agent(&exe, &url, &agent_token, pid, "app=demo", &mut cleanup)?;
     let agents: Vec<Agent> = client.get("/v1/agents")?;
     for a in &agents {
         println!(
