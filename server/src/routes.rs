@@ -552,10 +552,8 @@ fn objects_only(v: &serde_json::Value, schema: &str) -> Result<(), HttpError> {
         };
         match (v.get(field), items) {
             (None | Some(serde_json::Value::Null), _) => {}
-            (Some(serde_json::Value::Array(list)), true) => {
-                if list.iter().any(|i| !i.is_object()) {
-                    return Err(bad(&format!("each item of \"{field}\"")));
-                }
+            (Some(serde_json::Value::Array(list)), true) if list.iter().any(|i| !i.is_object()) => {
+                return Err(bad(&format!("each item of \"{field}\"")));
             }
             (Some(x), false) if !x.is_object() => return Err(bad(&format!("\"{field}\""))),
             _ => {}
