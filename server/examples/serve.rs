@@ -4,7 +4,10 @@
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8750".into()).parse()?;
+    let listen = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:8750".into())
+        .parse()?;
     let data_dir = args.next().unwrap_or_else(|| "scry-data".into()).into();
     let dir: std::path::PathBuf = data_dir;
     if std::env::var_os("SCRY_INIT_ADMIN").is_some() {

@@ -42,7 +42,9 @@ pub fn hash_token(secret: &str) -> String {
 /// Whether a string has the shape of a token.
 pub fn well_formed(token: &str) -> bool {
     token.strip_prefix(TOKEN_PREFIX).is_some_and(|h| {
-        h.len() == TOKEN_HEX && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == TOKEN_HEX
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -119,7 +121,10 @@ impl Principal {
 }
 
 /// Whether an agent with these tags is inside a scope: it has every tag of the scope.
-pub fn agent_in_scope(scope: &BTreeMap<String, String>, agent_tags: &BTreeMap<String, String>) -> bool {
+pub fn agent_in_scope(
+    scope: &BTreeMap<String, String>,
+    agent_tags: &BTreeMap<String, String>,
+) -> bool {
     scope.iter().all(|(k, v)| agent_tags.get(k) == Some(v))
 }
 
@@ -176,7 +181,10 @@ mod tests {
         );
         assert!(!well_formed("scry_xyz"));
         let h = |s: &str| hyper::header::HeaderValue::from_str(s).unwrap();
-        assert_eq!(bearer(Some(&h(&format!("Bearer {t}")))).unwrap(), Some(t.clone()));
+        assert_eq!(
+            bearer(Some(&h(&format!("Bearer {t}")))).unwrap(),
+            Some(t.clone())
+        );
         assert!(bearer(Some(&h("Basic abc"))).is_err());
         assert!(bearer(Some(&h("Bearer scry_00"))).is_err());
         assert_eq!(bearer(None).unwrap(), None);
@@ -195,7 +203,10 @@ mod tests {
             watches: vec![],
             target: Target {
                 agents: agents.iter().map(|s| s.to_string()).collect(),
-                tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             },
             quota: ActionQuota::default(),
         };
@@ -204,11 +215,27 @@ mod tests {
             "a-dev" => Some([("env".to_string(), "dev".to_string())].into()),
             _ => None,
         };
-        assert!(action_in_scope(&scope, &action(&[], &[("env", "prod"), ("svc", "x")]), tags_of));
-        assert!(!action_in_scope(&scope, &action(&[], &[("svc", "x")]), tags_of));
+        assert!(action_in_scope(
+            &scope,
+            &action(&[], &[("env", "prod"), ("svc", "x")]),
+            tags_of
+        ));
+        assert!(!action_in_scope(
+            &scope,
+            &action(&[], &[("svc", "x")]),
+            tags_of
+        ));
         assert!(!action_in_scope(&scope, &action(&[], &[]), tags_of));
         assert!(action_in_scope(&scope, &action(&["a-prod"], &[]), tags_of));
-        assert!(!action_in_scope(&scope, &action(&["a-prod", "a-dev"], &[]), tags_of));
-        assert!(!action_in_scope(&scope, &action(&["a-unknown"], &[]), tags_of));
+        assert!(!action_in_scope(
+            &scope,
+            &action(&["a-prod", "a-dev"], &[]),
+            tags_of
+        ));
+        assert!(!action_in_scope(
+            &scope,
+            &action(&["a-unknown"], &[]),
+            tags_of
+        ));
     }
 }

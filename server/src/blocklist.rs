@@ -38,7 +38,10 @@ pub fn parts(location: &str) -> LocationParts<'_> {
     let is_line = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match pieces.as_slice() {
         [] | [""] => LocationParts::default(),
-        [f] => LocationParts { function: Some(f), ..Default::default() },
+        [f] => LocationParts {
+            function: Some(f),
+            ..Default::default()
+        },
         [.., file, line] if is_line(line) => {
             let module_len = loc.len() - line.len() - file.len() - 1;
             LocationParts {
@@ -84,7 +87,10 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 fn glob_path(pattern: &str, path: &str) -> bool {
     glob(pattern, path)
         || (!pattern.contains('/')
-            && path.rsplit('/').next().is_some_and(|base| base != path && glob(pattern, base)))
+            && path
+                .rsplit('/')
+                .next()
+                .is_some_and(|base| base != path && glob(pattern, base)))
 }
 
 /// Whether one rule matches a location.
@@ -121,7 +127,12 @@ mod tests {
     use super::*;
 
     fn rule(id: &str, kind: BlockKind, pattern: &str, allow: bool) -> BlockRule {
-        BlockRule { id: id.into(), kind, pattern: pattern.into(), allow }
+        BlockRule {
+            id: id.into(),
+            kind,
+            pattern: pattern.into(),
+            allow,
+        }
     }
 
     #[test]
@@ -129,11 +140,17 @@ mod tests {
         let p = parts("x.c:42");
         assert_eq!((p.module, p.file, p.function), (None, Some("x.c"), None));
         let p = parts("lib.so:dir/x.c:42");
-        assert_eq!((p.module, p.file, p.function), (Some("lib.so"), Some("dir/x.c"), None));
+        assert_eq!(
+            (p.module, p.file, p.function),
+            (Some("lib.so"), Some("dir/x.c"), None)
+        );
         let p = parts("f@entry");
         assert_eq!((p.module, p.file, p.function), (None, None, Some("f")));
         let p = parts("lib.so:f");
-        assert_eq!((p.module, p.file, p.function), (Some("lib.so"), None, Some("f")));
+        assert_eq!(
+            (p.module, p.file, p.function),
+            (Some("lib.so"), None, Some("f"))
+        );
         assert_eq!(parts(""), LocationParts::default());
     }
 
@@ -157,10 +174,16 @@ mod tests {
             rule("blk-5", BlockKind::Function, "password_policy_len", true),
         ];
         assert_eq!(blocked(&rules, "check_password").unwrap().id, "blk-1");
-        assert_eq!(blocked(&rules, "lib.so:check_password@entry").unwrap().id, "blk-1");
+        assert_eq!(
+            blocked(&rules, "lib.so:check_password@entry").unwrap().id,
+            "blk-1"
+        );
         assert_eq!(blocked(&rules, "src/crypto/aes.c:10").unwrap().id, "blk-2");
         assert_eq!(blocked(&rules, "libssl.so.3:SSL_read").unwrap().id, "blk-3");
-        assert_eq!(blocked(&rules, "/usr/lib/libssl.so.3:x.c:3").unwrap().id, "blk-3");
+        assert_eq!(
+            blocked(&rules, "/usr/lib/libssl.so.3:x.c:3").unwrap().id,
+            "blk-3"
+        );
         assert_eq!(blocked(&rules, "src/secret.c:10").unwrap().id, "blk-4");
         assert!(blocked(&rules, "password_policy_len").is_none());
         assert!(blocked(&rules, "loop.c:62").is_none());

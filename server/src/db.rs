@@ -182,9 +182,11 @@ pub fn open_writer(dir: &Path) -> Result<Connection, ServerError> {
         source,
     };
     let mut conn = Connection::open(&path).map_err(fail)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(fail)?;
     // FULL: a committed (= acknowledged) batch survives a power cut too, not only a crash.
-    conn.pragma_update(None, "synchronous", "FULL").map_err(fail)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(fail)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(fail)?;
     migrate(&mut conn, &path)?;
@@ -304,10 +306,7 @@ pub fn agents(
     rows.collect()
 }
 
-fn agent_tags(
-    conn: &Connection,
-    id: &str,
-) -> rusqlite::Result<Option<BTreeMap<String, String>>> {
+fn agent_tags(conn: &Connection, id: &str) -> rusqlite::Result<Option<BTreeMap<String, String>>> {
     conn.query_row("SELECT tags FROM agents WHERE id = ?1", [id], |r| {
         json_col(0, &r.get::<_, String>(0)?)
     })
@@ -435,18 +434,21 @@ pub fn logs(
            AND (?4 IS NULL OR agent_id IN (SELECT value FROM json_each(?4)))
          ORDER BY seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![to_i64(after), action, limit, only_json(only)], |r| {
-        Ok(LogLine {
-            seq: r.get::<_, i64>(0)? as u64,
-            action_id: r.get(1)?,
-            agent_id: r.get(2)?,
-            time: r.get(3)?,
-            tid: r.get(4)?,
-            location: r.get(5)?,
-            message: r.get(6)?,
-            values: json_col(7, &r.get::<_, String>(7)?)?,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![to_i64(after), action, limit, only_json(only)],
+        |r| {
+            Ok(LogLine {
+                seq: r.get::<_, i64>(0)? as u64,
+                action_id: r.get(1)?,
+                agent_id: r.get(2)?,
+                time: r.get(3)?,
+                tid: r.get(4)?,
+                location: r.get(5)?,
+                message: r.get(6)?,
+                values: json_col(7, &r.get::<_, String>(7)?)?,
+            })
+        },
+    )?;
     rows.collect()
 }
 
@@ -498,7 +500,10 @@ pub fn snapshot(conn: &Connection, id: u64) -> rusqlite::Result<Option<StoredSna
 
 /// One series per (action, agent) of the existing actions, buckets cumulative and ascending;
 /// only of the agents `only` lists when it is given.
-pub fn metric_series(conn: &Connection, only: Option<&[String]>) -> rusqlite::Result<Vec<MetricSeries>> {
+pub fn metric_series(
+    conn: &Connection,
+    only: Option<&[String]>,
+) -> rusqlite::Result<Vec<MetricSeries>> {
     let mut stmt = conn.prepare(
         "SELECT t.action_id, t.agent_id, t.kind, t.count, t.sum, t.buckets, a.spec
          FROM metric_totals t JOIN actions a ON a.id = t.action_id
@@ -600,7 +605,17 @@ pub fn register(
         let n = tx.execute(
             "UPDATE agents SET host = ?2, pid = ?3, executable = ?4, build_id = ?5, tags = ?6,
              last_seen_ms = ?7, token_id = ?8 WHERE id = ?1 AND (?9 OR token_id IS ?8)",
-            params![id, req.host, req.pid, req.executable, req.build_id, tags, now_ms, owner, any_owner],
+            params![
+                id,
+                req.host,
+                req.pid,
+                req.executable,
+                req.build_id,
+                tags,
+                now_ms,
+                owner,
+                any_owner
+            ],
         )?;
         if n == 1 {
             return Ok(id.clone());
@@ -693,8 +708,16 @@ pub fn snapshot_top(snapshot: &serde_json::Value) -> String {
         (false, true) => file,
         (false, false) => format!("{file}:{line}"),
     };
-    let function = if function.is_empty() { "??".to_string() } else { function };
-    if place.is_empty() { function } else { format!("{function} {place}") }
+    let function = if function.is_empty() {
+        "??".to_string()
+    } else {
+        function
+    };
+    if place.is_empty() {
+        function
+    } else {
+        format!("{function} {place}")
+    }
 }
 
 /// Stores a batch of events of an agent (`None`: unknown agent). Log lines get their `seq`
@@ -832,10 +855,15 @@ pub const MAX_ACTIONS_PER_AGENT: usize = 200;
 
 /// The first known agent that `spec` targets and that already has
 /// [`MAX_ACTIONS_PER_AGENT`] actions, with that count.
-pub fn agent_over_limit(tx: &Connection, spec: &NewAction) -> rusqlite::Result<Option<(String, usize)>> {
+pub fn agent_over_limit(
+    tx: &Connection,
+    spec: &NewAction,
+) -> rusqlite::Result<Option<(String, usize)>> {
     let agents = agent_tag_map(tx)?;
-    let targeted: Vec<(&String, &BTreeMap<String, String>)> =
-        agents.iter().filter(|(id, tags)| targets(spec, id, tags)).collect();
+    let targeted: Vec<(&String, &BTreeMap<String, String>)> = agents
+        .iter()
+        .filter(|(id, tags)| targets(spec, id, tags))
+        .collect();
     if targeted.is_empty() {
         return Ok(None);
     }
@@ -857,9 +885,13 @@ pub fn agent_over_limit(tx: &Connection, spec: &NewAction) -> rusqlite::Result<O
 // ---------------------------------------------------------------------------------------
 
 /// Every agent's tags, by id.
-pub fn agent_tag_map(conn: &Connection) -> rusqlite::Result<BTreeMap<String, BTreeMap<String, String>>> {
+pub fn agent_tag_map(
+    conn: &Connection,
+) -> rusqlite::Result<BTreeMap<String, BTreeMap<String, String>>> {
     let mut stmt = conn.prepare_cached("SELECT id, tags FROM agents")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, json_col(1, &r.get::<_, String>(1)?)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get(0)?, json_col(1, &r.get::<_, String>(1)?)?))
+    })?;
     rows.collect()
 }
 
@@ -881,14 +913,20 @@ pub fn agents_in_scope(
 /// The token an agent registered with: `None` if the agent is unknown, `Some(None)` if it
 /// has none (registered before tokens existed).
 pub fn agent_owner(conn: &Connection, id: &str) -> rusqlite::Result<Option<Option<String>>> {
-    conn.query_row("SELECT token_id FROM agents WHERE id = ?1", [id], |r| r.get(0))
-        .optional()
+    conn.query_row("SELECT token_id FROM agents WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
 /// The agent a snapshot came from.
 pub fn snapshot_agent(conn: &Connection, id: u64) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT agent_id FROM snapshots WHERE id = ?1", [to_i64(id)], |r| r.get(0))
-        .optional()
+    conn.query_row(
+        "SELECT agent_id FROM snapshots WHERE id = ?1",
+        [to_i64(id)],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// A stored token: what [`TokenInfo`] shows, plus its times in ms.
@@ -954,7 +992,12 @@ fn next_num(tx: &Connection, counter: &str) -> rusqlite::Result<i64> {
 }
 
 /// Stores a token (its hash only) with the next `tok-N` id.
-pub fn create_token(tx: &Connection, t: &NewToken, hash: &str, now_ms: i64) -> rusqlite::Result<TokenInfo> {
+pub fn create_token(
+    tx: &Connection,
+    t: &NewToken,
+    hash: &str,
+    now_ms: i64,
+) -> rusqlite::Result<TokenInfo> {
     let num = next_num(tx, "next_token")?;
     let id = format!("tok-{num}");
     let expires_ms = t
@@ -963,7 +1006,16 @@ pub fn create_token(tx: &Connection, t: &NewToken, hash: &str, now_ms: i64) -> r
     tx.execute(
         "INSERT INTO tokens (id, num, role, tags, name, hash, created_ms, expires_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![id, num, role_str(t.role), to_json(&t.tags), t.name, hash, now_ms, expires_ms],
+        params![
+            id,
+            num,
+            role_str(t.role),
+            to_json(&t.tags),
+            t.name,
+            hash,
+            now_ms,
+            expires_ms
+        ],
     )?;
     Ok(TokenInfo {
         id,
@@ -989,14 +1041,28 @@ pub fn append_audit(tx: &Connection, e: &AuditEntry, now_ms: i64) -> rusqlite::R
     tx.query_row(
         "INSERT INTO audit (time_ms, request_id, principal, method, path, target, status, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING seq",
-        params![now_ms, e.request_id, e.principal, e.method, e.path, e.target, e.status, e.detail],
+        params![
+            now_ms,
+            e.request_id,
+            e.principal,
+            e.method,
+            e.path,
+            e.target,
+            e.status,
+            e.detail
+        ],
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n as u64)
 }
 
 /// Audit rows at or after `since_ms` with `seq > after`, ascending, at most `limit`.
-pub fn audit(conn: &Connection, since_ms: i64, after: u64, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
+pub fn audit(
+    conn: &Connection,
+    since_ms: i64,
+    after: u64,
+    limit: u32,
+) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare(
         "SELECT seq, time_ms, request_id, principal, method, path, target, status, detail
          FROM audit WHERE time_ms >= ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -1043,7 +1109,12 @@ pub fn redactions(conn: &Connection) -> rusqlite::Result<Vec<RedactionRule>> {
             "card_number" => RedactionKind::CardNumber,
             _ => RedactionKind::Value,
         };
-        Ok(RedactionRule { id: r.get(0)?, kind, pattern: r.get(2)?, builtin: false })
+        Ok(RedactionRule {
+            id: r.get(0)?,
+            kind,
+            pattern: r.get(2)?,
+            builtin: false,
+        })
     })?;
     for row in rows {
         rules.push(row?);
@@ -1052,14 +1123,23 @@ pub fn redactions(conn: &Connection) -> rusqlite::Result<Vec<RedactionRule>> {
 }
 
 /// Stores a redaction rule with the next `red-N` id.
-pub fn create_redaction(tx: &Connection, rule: &NewRedactionRule, now_ms: i64) -> rusqlite::Result<RedactionRule> {
+pub fn create_redaction(
+    tx: &Connection,
+    rule: &NewRedactionRule,
+    now_ms: i64,
+) -> rusqlite::Result<RedactionRule> {
     let num = next_num(tx, "next_redaction")?;
     let id = format!("red-{num}");
     tx.execute(
         "INSERT INTO redactions (id, num, kind, pattern, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, num, redaction_kind_str(rule.kind), rule.pattern, now_ms],
     )?;
-    Ok(RedactionRule { id, kind: rule.kind, pattern: rule.pattern.clone(), builtin: false })
+    Ok(RedactionRule {
+        id,
+        kind: rule.kind,
+        pattern: rule.pattern.clone(),
+        builtin: false,
+    })
 }
 
 /// Deletes a stored redaction rule; false if unknown.
@@ -1069,27 +1149,42 @@ pub fn delete_redaction(tx: &Connection, id: &str) -> rusqlite::Result<bool> {
 
 /// The blocklist, oldest rule first.
 pub fn block_rules(conn: &Connection) -> rusqlite::Result<Vec<BlockRule>> {
-    let mut stmt = conn.prepare_cached("SELECT id, kind, pattern, allow FROM blocklist ORDER BY num")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id, kind, pattern, allow FROM blocklist ORDER BY num")?;
     let rows = stmt.query_map([], |r| {
         let kind = match r.get::<_, String>(1)?.as_str() {
             "path" => BlockKind::Path,
             "module" => BlockKind::Module,
             _ => BlockKind::Function,
         };
-        Ok(BlockRule { id: r.get(0)?, kind, pattern: r.get(2)?, allow: r.get(3)? })
+        Ok(BlockRule {
+            id: r.get(0)?,
+            kind,
+            pattern: r.get(2)?,
+            allow: r.get(3)?,
+        })
     })?;
     rows.collect()
 }
 
 /// Stores a blocklist rule with the next `blk-N` id.
-pub fn create_block(tx: &Connection, rule: &NewBlockRule, now_ms: i64) -> rusqlite::Result<BlockRule> {
+pub fn create_block(
+    tx: &Connection,
+    rule: &NewBlockRule,
+    now_ms: i64,
+) -> rusqlite::Result<BlockRule> {
     let num = next_num(tx, "next_block")?;
     let id = format!("blk-{num}");
     tx.execute(
         "INSERT INTO blocklist (id, num, kind, pattern, allow, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![id, num, block_kind_str(rule.kind), rule.pattern, rule.allow, now_ms],
     )?;
-    Ok(BlockRule { id, kind: rule.kind, pattern: rule.pattern.clone(), allow: rule.allow })
+    Ok(BlockRule {
+        id,
+        kind: rule.kind,
+        pattern: rule.pattern.clone(),
+        allow: rule.allow,
+    })
 }
 
 /// Deletes a blocklist rule; false if unknown.
@@ -1098,7 +1193,11 @@ pub fn delete_block(tx: &Connection, id: &str) -> rusqlite::Result<bool> {
 }
 
 /// Creates an admin token named `name`; returns its secret (shown once) and what is stored.
-pub fn new_admin_token(tx: &Connection, name: &str, now_ms: i64) -> rusqlite::Result<(String, TokenInfo)> {
+pub fn new_admin_token(
+    tx: &Connection,
+    name: &str,
+    now_ms: i64,
+) -> rusqlite::Result<(String, TokenInfo)> {
     let secret = crate::auth::new_secret();
     let t = NewToken {
         role: crate::api::Role::Admin,
@@ -1112,19 +1211,27 @@ pub fn new_admin_token(tx: &Connection, name: &str, now_ms: i64) -> rusqlite::Re
 
 /// Whether the kill switch is on.
 pub fn detach_all(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT value FROM meta WHERE key = 'detach_all'", [], |r| r.get::<_, i64>(0))
-        .map(|v| v != 0)
+    conn.query_row("SELECT value FROM meta WHERE key = 'detach_all'", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|v| v != 0)
 }
 
 /// Sets the kill switch.
 pub fn set_detach_all(tx: &Connection, on: bool) -> rusqlite::Result<()> {
-    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'detach_all'", [on as i64])?;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'detach_all'",
+        [on as i64],
+    )?;
     Ok(())
 }
 
 /// The event tables retention trims: (table, key column).
-pub const EVENT_TABLES: [(&str, &str); 3] =
-    [("logs", "seq"), ("snapshots", "id"), ("metric_samples", "id")];
+pub const EVENT_TABLES: [(&str, &str); 3] = [
+    ("logs", "seq"),
+    ("snapshots", "id"),
+    ("metric_samples", "id"),
+];
 
 /// Deletes the `excess` oldest rows of an event table; returns how many went.
 pub fn trim_oldest(tx: &Connection, table: &str, key: &str, excess: u64) -> rusqlite::Result<u64> {
@@ -1178,7 +1285,9 @@ mod tests {
         let p = Path::new(":memory:");
         migrate(&mut c, p).unwrap();
         migrate(&mut c, p).unwrap();
-        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
         assert_eq!(version(&c).unwrap(), 1);
     }

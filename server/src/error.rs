@@ -52,7 +52,9 @@ pub enum ServerError {
         addr: std::net::SocketAddr,
     },
     /// The TLS certificate or key could not be loaded.
-    #[error("TLS: {detail}; give a PEM certificate chain with --tls-cert and its PEM private key with --tls-key")]
+    #[error(
+        "TLS: {detail}; give a PEM certificate chain with --tls-cert and its PEM private key with --tls-key"
+    )]
     Tls {
         /// What failed.
         detail: String,
@@ -112,14 +114,22 @@ impl From<rusqlite::Error> for HttpError {
     fn from(e: rusqlite::Error) -> Self {
         HttpError::internal(
             "storage error",
-            format!("the server's database failed ({e}); see the server's log, this is not the request's fault"),
+            format!(
+                "the server's database failed ({e}); see the server's log, this is not the request's fault"
+            ),
         )
     }
 }
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.body.error, self.body.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.body.error,
+            self.body.detail
+        )
     }
 }
 

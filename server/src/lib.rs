@@ -166,8 +166,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -230,17 +230,29 @@ pub fn tls_config(files: &TlsFiles) -> Result<rustls::ServerConfig, ServerError>
         .and_then(|i| i.collect())
         .map_err(|e| fail("cannot read the certificate", &files.cert, &e))?;
     if certs.is_empty() {
-        return Err(fail("no certificate in", &files.cert, &"no CERTIFICATE block"));
+        return Err(fail(
+            "no certificate in",
+            &files.cert,
+            &"no CERTIFICATE block",
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| fail("cannot read the private key", &files.key, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServerError::Tls { detail: e.to_string() })?
+        .map_err(|e| ServerError::Tls {
+            detail: e.to_string(),
+        })?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| fail("the certificate and key do not fit together", &files.cert, &e))?;
+        .map_err(|e| {
+            fail(
+                "the certificate and key do not fit together",
+                &files.cert,
+                &e,
+            )
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -319,7 +331,9 @@ pub async fn serve(
         });
     }
     let acceptor = match &config.tls {
-        Some(files) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(files)?))),
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
+            files,
+        )?))),
         None => None,
     };
     let dir = config.data_dir.clone();
@@ -432,10 +446,8 @@ pub async fn serve(
 
     drop(listener);
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         conns.abort_all();
         while conns.join_next().await.is_some() {}

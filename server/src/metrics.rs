@@ -143,8 +143,12 @@ mod tests {
         assert!(text.contains(
             "scry_duration_seconds_bucket{action=\"act-2\",agent=\"a-1\",location=\"work\",le=\"+Inf\"} 3\n"
         ));
-        assert!(text.contains("scry_duration_seconds_sum{action=\"act-2\",agent=\"a-1\",location=\"work\"} 0.25\n"));
-        assert!(text.contains("scry_duration_seconds_count{action=\"act-2\",agent=\"a-1\",location=\"work\"} 3\n"));
+        assert!(text.contains(
+            "scry_duration_seconds_sum{action=\"act-2\",agent=\"a-1\",location=\"work\"} 0.25\n"
+        ));
+        assert!(text.contains(
+            "scry_duration_seconds_count{action=\"act-2\",agent=\"a-1\",location=\"work\"} 3\n"
+        ));
         assert!(!text.contains("scry_tictoc"));
     }
 }

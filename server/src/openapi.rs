@@ -42,8 +42,14 @@ fn answers(description: &str, schema: Value, errors: &[&str]) -> Value {
 /// The answers every route that needs a token has: 401, 403, 500.
 fn auth_errors(m: &mut serde_json::Map<String, Value>) {
     let err = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": r("ApiError") } } });
-    m.insert("401".into(), err("no token, or a malformed, unknown, revoked or expired one"));
-    m.insert("403".into(), err("the token's role lacks the right, or the thing is outside its tag scope"));
+    m.insert(
+        "401".into(),
+        err("no token, or a malformed, unknown, revoked or expired one"),
+    );
+    m.insert(
+        "403".into(),
+        err("the token's role lacks the right, or the thing is outside its tag scope"),
+    );
     m.insert("500".into(), err("a fault of the server (its storage)"));
 }
 

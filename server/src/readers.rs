@@ -46,7 +46,12 @@ impl Readers {
             out
         })
         .await
-        .map_err(|e| HttpError::internal("reader failed", format!("a database read panicked or was cancelled ({e}); see the server's log")))?
+        .map_err(|e| {
+            HttpError::internal(
+                "reader failed",
+                format!("a database read panicked or was cancelled ({e}); see the server's log"),
+            )
+        })?
         .map_err(HttpError::from)
     }
 }

@@ -41,7 +41,11 @@ pub fn builtin_rules() -> Vec<RedactionRule> {
             RedactionKind::Value,
             r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
         ),
-        rule("bearer", RedactionKind::Value, r"(?i)bearer\s+[A-Za-z0-9._~+/-]+=*"),
+        rule(
+            "bearer",
+            RedactionKind::Value,
+            r"(?i)bearer\s+[A-Za-z0-9._~+/-]+=*",
+        ),
         rule(
             "jwt",
             RedactionKind::Value,
@@ -194,10 +198,13 @@ impl Redactor {
             Value::Array(items) => items.iter_mut().for_each(|i| self.redact_json(i)),
             Value::Object(map) => {
                 // A snapshot's variable: {"name": "password", "type": ..., "value": ...}.
-                let named_secret = matches!(map.get("name"), Some(Value::String(n)) if self.name_matches(n));
+                let named_secret =
+                    matches!(map.get("name"), Some(Value::String(n)) if self.name_matches(n));
                 let keys: Vec<String> = map.keys().cloned().collect();
                 for k in keys {
-                    let Some(mut item) = map.remove(&k) else { continue };
+                    let Some(mut item) = map.remove(&k) else {
+                        continue;
+                    };
                     if self.name_matches(&k) || (named_secret && k == "value") {
                         item = Value::String(REDACTED.to_string());
                     } else {
@@ -220,14 +227,29 @@ mod tests {
     #[test]
     fn builtin_rules_redact_the_usual_secrets() {
         let r = Redactor::new(&builtin_rules());
-        assert_eq!(r.redact_text("card 4111 1111 1111 1111 ok"), "card [redacted card] ok");
-        assert_eq!(r.redact_text("card 4111-1111-1111-1111"), "card [redacted card]");
+        assert_eq!(
+            r.redact_text("card 4111 1111 1111 1111 ok"),
+            "card [redacted card] ok"
+        );
+        assert_eq!(
+            r.redact_text("card 4111-1111-1111-1111"),
+            "card [redacted card]"
+        );
         assert_eq!(r.redact_text("4111111111111111"), "[redacted card]");
         // Not a Luhn number, and a long digit run: kept.
         assert_eq!(r.redact_text("id 4111111111111112"), "id 4111111111111112");
-        assert_eq!(r.redact_text("n 12345678901234567890123"), "n 12345678901234567890123");
-        assert_eq!(r.redact_text("mail bob.smith@example.co.uk now"), "mail [redacted] now");
-        assert_eq!(r.redact_text("Authorization: Bearer abc.DEF-123=="), "Authorization: [redacted]");
+        assert_eq!(
+            r.redact_text("n 12345678901234567890123"),
+            "n 12345678901234567890123"
+        );
+        assert_eq!(
+            r.redact_text("mail bob.smith@example.co.uk now"),
+            "mail [redacted] now"
+        );
+        assert_eq!(
+            r.redact_text("Authorization: Bearer abc.DEF-123=="),
+            "Authorization: [redacted]"
+        );
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
         assert_eq!(r.redact_text(&format!("t={jwt};")), "t=[redacted];");
         assert!(matches!(r.redact_text("nothing here 42"), Cow::Borrowed(_)));
@@ -260,7 +282,11 @@ mod tests {
 
     #[test]
     fn rules_are_checked() {
-        assert!(check_rule(RedactionKind::Value, "(").unwrap_err().contains("does not compile"));
+        assert!(
+            check_rule(RedactionKind::Value, "(")
+                .unwrap_err()
+                .contains("does not compile")
+        );
         assert!(check_rule(RedactionKind::Value, "").is_err());
         assert!(check_rule(RedactionKind::Name, " ").is_err());
         assert!(check_rule(RedactionKind::Value, r"\d{3}-\d{2}-\d{4}").is_ok());

@@ -142,7 +142,12 @@ pub struct Route {
     pub access: Access,
 }
 
-const fn route(method: &'static str, path: &'static str, handler: Handler, access: Access) -> Route {
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    handler: Handler,
+    access: Access,
+) -> Route {
     Route {
         method,
         path,
@@ -153,31 +158,91 @@ const fn route(method: &'static str, path: &'static str, handler: Handler, acces
 
 /// Every route the server answers.
 pub const ROUTES: &[Route] = &[
-    route("POST", "/v1/agents/register", Handler::Register, Access::Agent),
-    route("GET", "/v1/agents/{id}/desired", Handler::Desired, Access::Agent),
-    route("POST", "/v1/agents/{id}/report", Handler::Report, Access::Agent),
-    route("POST", "/v1/agents/{id}/events", Handler::Events, Access::Agent),
+    route(
+        "POST",
+        "/v1/agents/register",
+        Handler::Register,
+        Access::Agent,
+    ),
+    route(
+        "GET",
+        "/v1/agents/{id}/desired",
+        Handler::Desired,
+        Access::Agent,
+    ),
+    route(
+        "POST",
+        "/v1/agents/{id}/report",
+        Handler::Report,
+        Access::Agent,
+    ),
+    route(
+        "POST",
+        "/v1/agents/{id}/events",
+        Handler::Events,
+        Access::Agent,
+    ),
     route("GET", "/v1/agents", Handler::ListAgents, Access::Read),
     route("POST", "/v1/actions", Handler::CreateAction, Access::Write),
     route("GET", "/v1/actions", Handler::ListActions, Access::Read),
     route("GET", "/v1/actions/{id}", Handler::GetAction, Access::Read),
-    route("DELETE", "/v1/actions/{id}", Handler::DeleteAction, Access::Write),
+    route(
+        "DELETE",
+        "/v1/actions/{id}",
+        Handler::DeleteAction,
+        Access::Write,
+    ),
     route("GET", "/v1/logs", Handler::Logs, Access::Read),
     route("GET", "/v1/snapshots", Handler::ListSnapshots, Access::Read),
-    route("GET", "/v1/snapshots/{id}", Handler::GetSnapshot, Access::Read),
+    route(
+        "GET",
+        "/v1/snapshots/{id}",
+        Handler::GetSnapshot,
+        Access::Read,
+    ),
     route("GET", "/v1/metrics", Handler::MetricSeries, Access::Read),
     route("GET", "/metrics", Handler::Prometheus, Access::Read),
     route("GET", "/v1/openapi.json", Handler::OpenApi, Access::Public),
     route("POST", "/v1/tokens", Handler::CreateToken, Access::Admin),
     route("GET", "/v1/tokens", Handler::ListTokens, Access::Admin),
-    route("DELETE", "/v1/tokens/{id}", Handler::RevokeToken, Access::Admin),
+    route(
+        "DELETE",
+        "/v1/tokens/{id}",
+        Handler::RevokeToken,
+        Access::Admin,
+    ),
     route("GET", "/v1/audit", Handler::Audit, Access::Admin),
-    route("POST", "/v1/redactions", Handler::CreateRedaction, Access::Admin),
-    route("GET", "/v1/redactions", Handler::ListRedactions, Access::Write),
-    route("DELETE", "/v1/redactions/{id}", Handler::DeleteRedaction, Access::Admin),
+    route(
+        "POST",
+        "/v1/redactions",
+        Handler::CreateRedaction,
+        Access::Admin,
+    ),
+    route(
+        "GET",
+        "/v1/redactions",
+        Handler::ListRedactions,
+        Access::Write,
+    ),
+    route(
+        "DELETE",
+        "/v1/redactions/{id}",
+        Handler::DeleteRedaction,
+        Access::Admin,
+    ),
     route("POST", "/v1/blocklist", Handler::CreateBlock, Access::Admin),
-    route("GET", "/v1/blocklist", Handler::ListBlocklist, Access::Write),
-    route("DELETE", "/v1/blocklist/{id}", Handler::DeleteBlock, Access::Admin),
+    route(
+        "GET",
+        "/v1/blocklist",
+        Handler::ListBlocklist,
+        Access::Write,
+    ),
+    route(
+        "DELETE",
+        "/v1/blocklist/{id}",
+        Handler::DeleteBlock,
+        Access::Admin,
+    ),
     route("POST", "/v1/detach-all", Handler::DetachAll, Access::Admin),
     route("POST", "/v1/attach-all", Handler::AttachAll, Access::Admin),
 ];
@@ -318,7 +383,10 @@ impl Query {
     }
 
     fn str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// A number parameter: absent is `None`, present but empty or not a number is a 400.
@@ -418,7 +486,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             seq: 0,
             time: String::new(),
             request_id: request_id.clone(),
-            principal: ctx.principal.as_ref().map_or_else(|| "anonymous".to_string(), Principal::label),
+            principal: ctx
+                .principal
+                .as_ref()
+                .map_or_else(|| "anonymous".to_string(), Principal::label),
             method,
             path: clip(&path, 1024),
             target: clip(&ctx.target, 256),
@@ -462,7 +533,10 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, HttpError> {
         HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large",
-            format!("bodies are limited to {} MiB; send the events in smaller batches", MAX_BODY >> 20),
+            format!(
+                "bodies are limited to {} MiB; send the events in smaller batches",
+                MAX_BODY >> 20
+            ),
         )
     };
     let declared = req
@@ -495,7 +569,12 @@ async fn parse_body<T: DeserializeOwned + Send + 'static>(
     }
     tokio::task::spawn_blocking(move || parse_json(&body, schema))
         .await
-        .map_err(|e| HttpError::internal("parser failed", format!("parsing the body panicked ({e}); this is a bug of the server")))?
+        .map_err(|e| {
+            HttpError::internal(
+                "parser failed",
+                format!("parsing the body panicked ({e}); this is a bug of the server"),
+            )
+        })?
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8], schema: &str) -> Result<T, HttpError> {
@@ -597,7 +676,9 @@ impl Drop for Polling<'_> {
 fn unknown_agent(id: &str) -> HttpError {
     HttpError::not_found(
         "unknown agent",
-        format!("no agent {id}; register first with POST /v1/agents/register (an agent whose id is forgotten re-registers without it)"),
+        format!(
+            "no agent {id}; register first with POST /v1/agents/register (an agent whose id is forgotten re-registers without it)"
+        ),
     )
 }
 
@@ -625,7 +706,10 @@ async fn wait_until<T>(
 /// Checks a token: the principal it stands for, or a 401 saying why not.
 async fn authenticate(app: &App, token: &str) -> Result<Principal, HttpError> {
     let hash = auth::hash_token(token);
-    let stored = app.readers.read(move |c| db::token_by_hash(c, &hash)).await?;
+    let stored = app
+        .readers
+        .read(move |c| db::token_by_hash(c, &hash))
+        .await?;
     let Some(t) = stored else {
         return Err(auth::unauthorized(
             "unknown token",
@@ -635,7 +719,10 @@ async fn authenticate(app: &App, token: &str) -> Result<Principal, HttpError> {
     if let Some(at) = &t.info.revoked_at {
         return Err(auth::unauthorized(
             "revoked token",
-            format!("token {} was revoked at {at}; ask an admin for a new one", t.info.id),
+            format!(
+                "token {} was revoked at {at}; ask an admin for a new one",
+                t.info.id
+            ),
         ));
     }
     if t.expires_ms.is_some_and(|e| e <= crate::time::now_ms()) {
@@ -802,7 +889,12 @@ async fn answer(
                     b
                 })
                 .await
-                .map_err(|e| HttpError::internal("redaction failed", format!("redacting the batch panicked ({e}); this is a bug of the server")))?;
+                .map_err(|e| {
+                    HttpError::internal(
+                        "redaction failed",
+                        format!("redacting the batch panicked ({e}); this is a bug of the server"),
+                    )
+                })?;
             }
             match app.writer.write(Op::Events(id.clone(), b)).await? {
                 Done::Stored(Some(stored)) => ok(&EventAck { stored }),
@@ -972,7 +1064,10 @@ async fn answer(
             match app.writer.write(Op::CreateToken(t, hash)).await? {
                 Done::Token(info) => {
                     ctx.target = info.id.clone();
-                    ok(&CreatedToken { token: secret, info: *info })
+                    ok(&CreatedToken {
+                        token: secret,
+                        info: *info,
+                    })
                 }
                 d => Err(unexpected(d)),
             }
@@ -981,7 +1076,10 @@ async fn answer(
         Handler::RevokeToken => {
             let d = app.writer.write(Op::RevokeToken(id.clone())).await?;
             expect_found(d, || {
-                HttpError::not_found("unknown token", format!("no token {id}; GET /v1/tokens lists them"))
+                HttpError::not_found(
+                    "unknown token",
+                    format!("no token {id}; GET /v1/tokens lists them"),
+                )
             })
         }
         Handler::Audit => {
@@ -996,7 +1094,10 @@ async fn answer(
             };
             let after: u64 = query.num("after", "an audit seq")?.unwrap_or(0);
             let limit = query.limit()?;
-            ok(&app.readers.read(move |c| db::audit(c, since, after, limit)).await?)
+            ok(&app
+                .readers
+                .read(move |c| db::audit(c, since, after, limit))
+                .await?)
         }
         Handler::CreateRedaction => {
             let r: NewRedactionRule = parse_body(body, "NewRedactionRule").await?;
@@ -1015,12 +1116,17 @@ async fn answer(
             if id.starts_with("builtin-") {
                 return Err(HttpError::bad_request(
                     "built-in rules cannot be removed",
-                    format!("{id} is one of the built-in redaction rules, always in force; only rules added with POST /v1/redactions can be removed"),
+                    format!(
+                        "{id} is one of the built-in redaction rules, always in force; only rules added with POST /v1/redactions can be removed"
+                    ),
                 ));
             }
             let d = app.writer.write(Op::DeleteRedaction(id.clone())).await?;
             expect_found(d, || {
-                HttpError::not_found("unknown redaction rule", format!("no rule {id}; GET /v1/redactions lists them"))
+                HttpError::not_found(
+                    "unknown redaction rule",
+                    format!("no rule {id}; GET /v1/redactions lists them"),
+                )
             })
         }
         Handler::CreateBlock => {
@@ -1038,7 +1144,10 @@ async fn answer(
         Handler::DeleteBlock => {
             let d = app.writer.write(Op::DeleteBlock(id.clone())).await?;
             expect_found(d, || {
-                HttpError::not_found("unknown blocklist rule", format!("no rule {id}; GET /v1/blocklist lists them"))
+                HttpError::not_found(
+                    "unknown blocklist rule",
+                    format!("no rule {id}; GET /v1/blocklist lists them"),
+                )
             })
         }
         Handler::DetachAll | Handler::AttachAll => {
@@ -1065,10 +1174,22 @@ mod tests {
         let (r, p) = find("GET", "/v1/agents/a-1/desired").unwrap();
         assert_eq!(r.handler, Handler::Desired);
         assert_eq!(p, vec!["a-1"]);
-        assert_eq!(find("GET", "/v1/agents").unwrap().0.handler, Handler::ListAgents);
-        assert_eq!(find("PUT", "/v1/actions").unwrap_err().status, StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(find("GET", "/v1/nope").unwrap_err().status, StatusCode::NOT_FOUND);
-        assert_eq!(find("GET", "/v1/actions/").unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            find("GET", "/v1/agents").unwrap().0.handler,
+            Handler::ListAgents
+        );
+        assert_eq!(
+            find("PUT", "/v1/actions").unwrap_err().status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            find("GET", "/v1/nope").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            find("GET", "/v1/actions/").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
         assert_eq!(allowed_methods("/v1/actions/x"), vec!["GET", "DELETE"]);
     }
 
@@ -1080,10 +1201,16 @@ mod tests {
         assert_eq!(q.str("x"), Some("a b c"));
         assert!(q.num::<u64>("x", "n").is_err());
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(Query::parse(Some("wait=60")).wait().unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            Query::parse(Some("wait=60")).wait().unwrap(),
+            Duration::from_secs(60)
+        );
         assert!(Query::parse(Some("wait=61")).wait().is_err());
         assert!(Query::parse(Some("wait=")).wait().is_err());
-        assert_eq!(Query::parse(Some("limit=99999999999999")).limit().unwrap(), 1000);
+        assert_eq!(
+            Query::parse(Some("limit=99999999999999")).limit().unwrap(),
+            1000
+        );
         assert!(Query::parse(Some("wait=-1")).wait().is_err());
         assert_eq!(Query::parse(Some("limit=5000")).limit().unwrap(), 1000);
     }

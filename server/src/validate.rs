@@ -59,14 +59,19 @@ fn text_limit(field: &str, s: &str, max: usize) -> Result<(), HttpError> {
     if s.len() > max {
         return Err(HttpError::bad_request(
             format!("{field} too long"),
-            format!("{field} is {} bytes, the limit is {max}; shorten it", s.len()),
+            format!(
+                "{field} is {} bytes, the limit is {max}; shorten it",
+                s.len()
+            ),
         ));
     }
     let d = depth(s);
     if d > MAX_DEPTH {
         return Err(HttpError::bad_request(
             format!("{field} nested too deeply"),
-            format!("{field} nests parentheses or brackets {d} deep, the limit is {MAX_DEPTH}; simplify it"),
+            format!(
+                "{field} nests parentheses or brackets {d} deep, the limit is {MAX_DEPTH}; simplify it"
+            ),
         ));
     }
     Ok(())
@@ -83,7 +88,9 @@ pub fn tags(tags: &BTreeMap<String, String>, field: &str) -> Result<(), HttpErro
     if tags.keys().any(|k| k.trim().is_empty()) {
         return Err(HttpError::bad_request(
             format!("empty tag name in {field}"),
-            format!("\"{field}\" maps tag names to values, e.g. {{\"service\": \"orders\"}}; remove the empty name"),
+            format!(
+                "\"{field}\" maps tag names to values, e.g. {{\"service\": \"orders\"}}; remove the empty name"
+            ),
         ));
     }
     Ok(())
@@ -96,7 +103,9 @@ pub fn batch(b: &EventBatch) -> Result<(), HttpError> {
         return Err(HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too many events in one batch",
-            format!("the batch has {n} events, the limit is {MAX_BATCH_EVENTS} per upload; send them in smaller batches"),
+            format!(
+                "the batch has {n} events, the limit is {MAX_BATCH_EVENTS} per upload; send them in smaller batches"
+            ),
         ));
     }
     Ok(())
@@ -109,7 +118,10 @@ pub fn new_token(t: &NewToken) -> Result<(), HttpError> {
     if t.name.len() > MAX_TOKEN_NAME {
         return Err(HttpError::bad_request(
             "token name too long",
-            format!("name is {} bytes, the limit is {MAX_TOKEN_NAME}", t.name.len()),
+            format!(
+                "name is {} bytes, the limit is {MAX_TOKEN_NAME}",
+                t.name.len()
+            ),
         ));
     }
     match t.expires_secs {
@@ -119,7 +131,9 @@ pub fn new_token(t: &NewToken) -> Result<(), HttpError> {
         )),
         Some(s) if s > MAX_TOKEN_SECS => Err(HttpError::bad_request(
             "expires_secs too large",
-            format!("expires_secs is {s}, the limit is {MAX_TOKEN_SECS} (100 years); leave it out for a token that does not expire"),
+            format!(
+                "expires_secs is {s}, the limit is {MAX_TOKEN_SECS} (100 years); leave it out for a token that does not expire"
+            ),
         )),
         _ => Ok(()),
     }
@@ -136,7 +150,11 @@ pub fn block_rule(r: &NewBlockRule) -> Result<(), HttpError> {
     if r.pattern.len() > crate::redact::MAX_PATTERN {
         return Err(HttpError::bad_request(
             "pattern too long",
-            format!("the pattern is {} bytes, the limit is {}", r.pattern.len(), crate::redact::MAX_PATTERN),
+            format!(
+                "the pattern is {} bytes, the limit is {}",
+                r.pattern.len(),
+                crate::redact::MAX_PATTERN
+            ),
         ));
     }
     Ok(())
@@ -157,7 +175,10 @@ pub fn new_action(a: &NewAction) -> Result<(), HttpError> {
     if a.watches.len() > MAX_WATCHES {
         return Err(HttpError::bad_request(
             "too many watches",
-            format!("the action has {} watches, the limit is {MAX_WATCHES}", a.watches.len()),
+            format!(
+                "the action has {} watches, the limit is {MAX_WATCHES}",
+                a.watches.len()
+            ),
         ));
     }
     for w in &a.watches {
@@ -167,7 +188,10 @@ pub fn new_action(a: &NewAction) -> Result<(), HttpError> {
     if a.target.agents.len() > MAX_TARGET_AGENTS {
         return Err(HttpError::bad_request(
             "too many agents in target",
-            format!("target.agents names {} agents, the limit is {MAX_TARGET_AGENTS}; target them by tags instead", a.target.agents.len()),
+            format!(
+                "target.agents names {} agents, the limit is {MAX_TARGET_AGENTS}; target them by tags instead",
+                a.target.agents.len()
+            ),
         ));
     }
     if a.location.trim().is_empty() {

@@ -15,11 +15,11 @@ use crate::api::{
 use crate::db::{self, Counts};
 use crate::error::HttpError;
 use crate::redact::Redactor;
-use hyper::StatusCode;
-use std::sync::{Arc, RwLock};
 use crate::time::now_ms;
+use hyper::StatusCode;
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most requests committed in one transaction.
@@ -225,7 +225,11 @@ impl Writer {
                 if effects.redactions_changed {
                     match db::redactions(&self.conn) {
                         Ok(rules) => {
-                            *self.published.redactor.write().unwrap_or_else(|e| e.into_inner()) =
+                            *self
+                                .published
+                                .redactor
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner()) =
                                 Arc::new(Redactor::new(&rules));
                         }
                         Err(e) => eprintln!("scry server: cannot reload the redaction rules: {e}"),
@@ -256,7 +260,11 @@ fn apply(
 ) -> rusqlite::Result<Done> {
     let now = now_ms();
     Ok(match op {
-        Op::Register { req, owner, any_owner } => {
+        Op::Register {
+            req,
+            owner,
+            any_owner,
+        } => {
             let id = db::register(tx, req, owner.as_deref(), *any_owner, now, new_agent_id)?;
             effects.version = Some(db::bump_version(tx)?);
             Done::AgentId(id)
@@ -352,7 +360,8 @@ fn apply(
             Done::Found(found)
         }
         Op::Retention => {
-            let cutoff = now.saturating_sub(retention.max_age.as_millis().min(i64::MAX as u128) as i64);
+            let cutoff =
+                now.saturating_sub(retention.max_age.as_millis().min(i64::MAX as u128) as i64);
             let mut n = db::trim_older_than(tx, cutoff)?;
             *counts = db::counts(tx)?;
             n += trim_counts(tx, retention, counts)?;
@@ -387,7 +396,9 @@ pub fn new_agent_id() -> String {
         .unwrap_or(0);
     let mut x = nanos
         ^ (u64::from(std::process::id()) << 32)
-        ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     // splitmix64's finalizer.
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -38,7 +38,10 @@ fn desired_state_follows_tags() {
 
     // An agent registered after the action, with the tags, gets it too.
     let late = s.register("h3", json!({"service": "orders", "zone": "b"}));
-    assert_eq!(action_ids(&s.get(&format!("/v1/agents/{late}/desired"))), vec![id.clone()]);
+    assert_eq!(
+        action_ids(&s.get(&format!("/v1/agents/{late}/desired"))),
+        vec![id.clone()]
+    );
     // One with other tags does not.
     assert!(action_ids(&s.get(&format!("/v1/agents/{other}/desired"))).is_empty());
 
@@ -50,7 +53,10 @@ fn desired_state_follows_tags() {
         .as_str()
         .unwrap()
         .to_string();
-    let all = s.post("/v1/actions", json!({"kind": "metric", "metric": "counter", "location": "f"}))["id"]
+    let all = s.post(
+        "/v1/actions",
+        json!({"kind": "metric", "metric": "counter", "location": "f"}),
+    )["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -78,7 +84,12 @@ fn desired_state_follows_tags() {
     assert_eq!(a["states"][&first]["state"], "active");
     assert_eq!(a["states"][&first]["hits"], 3);
     let agents = s.get("/v1/agents");
-    let me = agents.as_array().unwrap().iter().find(|a| a["id"] == first.as_str()).unwrap();
+    let me = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == first.as_str())
+        .unwrap();
     assert_eq!(me["pid"], 43);
     assert_eq!(me["dropped_events"], 2);
     assert_eq!(me["status"], "online");
@@ -106,10 +117,15 @@ fn desired_state_long_poll() {
     let dir = data_dir("longpoll");
     let s = Server::start(&dir);
     let agent = s.register("h1", json!({"service": "orders"}));
-    let v = s.get(&format!("/v1/agents/{agent}/desired"))["version"].as_u64().unwrap();
+    let v = s.get(&format!("/v1/agents/{agent}/desired"))["version"]
+        .as_u64()
+        .unwrap();
 
     // A stale version answers at once, whatever the wait.
-    let stale = s.get(&format!("/v1/agents/{agent}/desired?version={}&wait=60", v - 1));
+    let stale = s.get(&format!(
+        "/v1/agents/{agent}/desired?version={}&wait=60",
+        v - 1
+    ));
     assert_eq!(stale["version"].as_u64().unwrap(), v);
 
     // The current version with a short wait: the same state after the wait.
@@ -136,7 +152,11 @@ fn desired_state_long_poll() {
 
     // Deleting bumps the version and empties the desired state.
     let v2 = d["version"].as_u64().unwrap();
-    let del = s.call("DELETE", &format!("/v1/actions/{}", a["id"].as_str().unwrap()), None);
+    let del = s.call(
+        "DELETE",
+        &format!("/v1/actions/{}", a["id"].as_str().unwrap()),
+        None,
+    );
     assert_eq!(del.status, 200);
     assert_eq!(del.json(), json!({}));
     let d = s.get(&format!("/v1/agents/{agent}/desired?version={v2}&wait=60"));
@@ -144,7 +164,10 @@ fn desired_state_long_poll() {
     assert!(action_ids(&d).is_empty());
 
     // A long poll in flight answers when the server stops.
-    let path = format!("/v1/agents/{agent}/desired?version={}&wait=60", d["version"]);
+    let path = format!(
+        "/v1/agents/{agent}/desired?version={}&wait=60",
+        d["version"]
+    );
     let tok = s.admin.clone();
     let poll = std::thread::spawn(move || call(addr, Some(&tok), "GET", &path, None));
     std::thread::sleep(Duration::from_millis(200));
@@ -161,17 +184,29 @@ fn events_round_trip() {
     let dir = data_dir("events");
     let s = Server::start(&dir);
     let agent = s.register("h1", json!({"service": "orders"}));
-    let log = s.post("/v1/actions", json!({"kind": "log", "location": "loop.c:62", "template": "order {o->id}"}));
+    let log = s.post(
+        "/v1/actions",
+        json!({"kind": "log", "location": "loop.c:62", "template": "order {o->id}"}),
+    );
     let log = log["id"].as_str().unwrap().to_string();
-    let snap = s.post("/v1/actions", json!({"kind": "snapshot", "location": "process_order"}))["id"]
+    let snap = s.post(
+        "/v1/actions",
+        json!({"kind": "snapshot", "location": "process_order"}),
+    )["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let counter = s.post("/v1/actions", json!({"kind": "metric", "metric": "counter", "location": "loop.c:70"}))["id"]
+    let counter = s.post(
+        "/v1/actions",
+        json!({"kind": "metric", "metric": "counter", "location": "loop.c:70"}),
+    )["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let dur = s.post("/v1/actions", json!({"kind": "metric", "metric": "duration", "location": "process_order"}))["id"]
+    let dur = s.post(
+        "/v1/actions",
+        json!({"kind": "metric", "metric": "duration", "location": "process_order"}),
+    )["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -214,7 +249,10 @@ fn events_round_trip() {
     assert_eq!(all[0]["values"]["o->id"], 1);
     let page1 = s.get(&format!("/v1/logs?action={log}&limit=2"));
     assert_eq!(seqs(&page1), all_seqs[..2]);
-    let page2 = s.get(&format!("/v1/logs?action={log}&after={}&limit=2", all_seqs[1]));
+    let page2 = s.get(&format!(
+        "/v1/logs?action={log}&after={}&limit=2",
+        all_seqs[1]
+    ));
     assert_eq!(seqs(&page2), all_seqs[2..4]);
     assert!(seqs(&s.get("/v1/logs?action=act-999")).is_empty());
     let last = *all_seqs.last().unwrap();
@@ -227,9 +265,15 @@ fn events_round_trip() {
     let poll = std::thread::spawn(move || call(addr, Some(&tok), "GET", &path, None));
     std::thread::sleep(Duration::from_millis(300));
     // A line of another action does not end the wait of a filtered poll...
-    s.post(&format!("/v1/agents/{agent}/events"), json!({"logs": [log_line(&counter, 0)]}));
+    s.post(
+        &format!("/v1/agents/{agent}/events"),
+        json!({"logs": [log_line(&counter, 0)]}),
+    );
     // ...a line of its action does.
-    s.post(&format!("/v1/agents/{agent}/events"), json!({"logs": [log_line(&log, 6)]}));
+    s.post(
+        &format!("/v1/agents/{agent}/events"),
+        json!({"logs": [log_line(&log, 6)]}),
+    );
     let got = poll.join().unwrap().json();
     assert_eq!(got.as_array().unwrap().len(), 1, "{got}");
     assert_eq!(got[0]["message"], "order 6");
@@ -270,25 +314,55 @@ fn events_round_trip() {
     // Prometheus text.
     let r = s.call("GET", "/metrics", None);
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = r.text();
-    let labels = |a: &str, loc: &str| format!("action=\"{a}\",agent=\"{agent}\",location=\"{loc}\"");
+    let labels =
+        |a: &str, loc: &str| format!("action=\"{a}\",agent=\"{agent}\",location=\"{loc}\"");
     for want in [
         "# TYPE scry_hits_total counter".to_string(),
         format!("scry_hits_total{{{}}} 15", labels(&counter, "loop.c:70")),
         "# TYPE scry_duration_seconds histogram".to_string(),
-        format!("scry_duration_seconds_bucket{{{},le=\"0.001\"}} 1", labels(&dur, "process_order")),
-        format!("scry_duration_seconds_bucket{{{},le=\"0.01\"}} 3", labels(&dur, "process_order")),
-        format!("scry_duration_seconds_bucket{{{},le=\"1\"}} 4", labels(&dur, "process_order")),
-        format!("scry_duration_seconds_bucket{{{},le=\"+Inf\"}} 4", labels(&dur, "process_order")),
-        format!("scry_duration_seconds_sum{{{}}} 0.512", labels(&dur, "process_order")),
-        format!("scry_duration_seconds_count{{{}}} 4", labels(&dur, "process_order")),
+        format!(
+            "scry_duration_seconds_bucket{{{},le=\"0.001\"}} 1",
+            labels(&dur, "process_order")
+        ),
+        format!(
+            "scry_duration_seconds_bucket{{{},le=\"0.01\"}} 3",
+            labels(&dur, "process_order")
+        ),
+        format!(
+            "scry_duration_seconds_bucket{{{},le=\"1\"}} 4",
+            labels(&dur, "process_order")
+        ),
+        format!(
+            "scry_duration_seconds_bucket{{{},le=\"+Inf\"}} 4",
+            labels(&dur, "process_order")
+        ),
+        format!(
+            "scry_duration_seconds_sum{{{}}} 0.512",
+            labels(&dur, "process_order")
+        ),
+        format!(
+            "scry_duration_seconds_count{{{}}} 4",
+            labels(&dur, "process_order")
+        ),
     ] {
-        assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == want),
+            "missing {want:?} in\n{text}"
+        );
     }
 
     // Events of an unknown agent: 404, nothing stored.
-    let r = s.call("POST", "/v1/agents/a-nobody/events", Some(&json!({"logs": [log_line(&log, 9)]})));
+    let r = s.call(
+        "POST",
+        "/v1/agents/a-nobody/events",
+        Some(&json!({"logs": [log_line(&log, 9)]})),
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"], "unknown agent");
     assert_eq!(seqs(&s.get("/v1/logs")).len(), 7);
@@ -339,8 +413,16 @@ fn restart_keeps_everything() {
     let v = desired["version"].as_u64().unwrap();
     let next = s.post("/v1/actions", json!({"kind": "log", "location": "x.c:1"}));
     assert_ne!(next["id"], id.as_str());
-    assert!(s.get(&format!("/v1/agents/{agent}/desired"))["version"].as_u64().unwrap() > v);
-    s.post(&format!("/v1/agents/{agent}/events"), json!({"logs": [log_line(&id, 3)]}));
+    assert!(
+        s.get(&format!("/v1/agents/{agent}/desired"))["version"]
+            .as_u64()
+            .unwrap()
+            > v
+    );
+    s.post(
+        &format!("/v1/agents/{agent}/events"),
+        json!({"logs": [log_line(&id, 3)]}),
+    );
     let after = seqs(&s.get("/v1/logs"));
     assert_eq!(after.len(), 3);
     assert!(after[2] > after[1]);
@@ -355,27 +437,51 @@ fn restart_keeps_everything() {
 fn errors_are_json_with_a_fix() {
     let dir = data_dir("errors");
     let s = Server::start(&dir);
-    let raw = |method: &str, path: &str, body: &str| call(s.addr, Some(&s.admin), method, path, Some(body.as_bytes()));
+    let raw = |method: &str, path: &str, body: &str| {
+        call(s.addr, Some(&s.admin), method, path, Some(body.as_bytes()))
+    };
 
     let v = assert_error(&raw("POST", "/v1/actions", "{\"kind\": "), 400);
     assert_eq!(v["error"], "malformed JSON");
-    let v = assert_error(&raw("POST", "/v1/actions", "{\"kind\": 5, \"location\": \"x\"}"), 400);
+    let v = assert_error(
+        &raw("POST", "/v1/actions", "{\"kind\": 5, \"location\": \"x\"}"),
+        400,
+    );
     assert_eq!(v["error"], "invalid request body");
     assert_error(&raw("POST", "/v1/actions", "{\"location\": \"x\"}"), 400);
     assert_error(&raw("POST", "/v1/actions", ""), 400);
-    assert_error(&raw("POST", "/v1/agents/register", "{\"host\": \"h\"}"), 400);
+    assert_error(
+        &raw("POST", "/v1/agents/register", "{\"host\": \"h\"}"),
+        400,
+    );
     // Unknown fields are fine.
-    let ok = raw("POST", "/v1/actions", "{\"kind\": \"log\", \"location\": \"a.c:1\", \"future\": 1}");
+    let ok = raw(
+        "POST",
+        "/v1/actions",
+        "{\"kind\": \"log\", \"location\": \"a.c:1\", \"future\": 1}",
+    );
     assert_eq!(ok.status, 200, "{}", ok.text());
 
     // Validation, each saying what to fix.
     for (body, word) in [
         (json!({"kind": "metric", "location": "a.c:1"}), "metric"),
-        (json!({"kind": "metric", "metric": "tictoc", "location": "a.c:1"}), "end_location"),
-        (json!({"kind": "metric", "metric": "value", "location": "a.c:1"}), "template"),
+        (
+            json!({"kind": "metric", "metric": "tictoc", "location": "a.c:1"}),
+            "end_location",
+        ),
+        (
+            json!({"kind": "metric", "metric": "value", "location": "a.c:1"}),
+            "template",
+        ),
         (json!({"kind": "log", "location": "  "}), "location"),
-        (json!({"kind": "log", "metric": "counter", "location": "a.c:1"}), "metric"),
-        (json!({"kind": "log", "location": "a.c:1", "quota": {"lines_per_sec": -1.0}}), "lines_per_sec"),
+        (
+            json!({"kind": "log", "metric": "counter", "location": "a.c:1"}),
+            "metric",
+        ),
+        (
+            json!({"kind": "log", "location": "a.c:1", "quota": {"lines_per_sec": -1.0}}),
+            "lines_per_sec",
+        ),
     ] {
         let v = assert_error(&s.call("POST", "/v1/actions", Some(&body)), 400);
         assert!(v["detail"].as_str().unwrap().contains(word), "{body} → {v}");
@@ -397,7 +503,14 @@ fn errors_are_json_with_a_fix() {
     assert_eq!(v["error"], "unknown action");
     assert_error(&s.call("DELETE", "/v1/actions/act-999", None), 404);
     assert_error(&s.call("GET", "/v1/agents/a-none/desired", None), 404);
-    assert_error(&s.call("POST", "/v1/agents/a-none/report", Some(&json!({"states": []}))), 404);
+    assert_error(
+        &s.call(
+            "POST",
+            "/v1/agents/a-none/report",
+            Some(&json!({"states": []})),
+        ),
+        404,
+    );
     assert_error(&s.call("GET", "/v1/nothing", None), 404);
 
     // Wrong method.
@@ -481,17 +594,36 @@ fn retention_keeps_the_newest() {
         .unwrap()
         .to_string();
     let lines: Vec<Value> = (1..=5).map(|n| log_line(&id, n)).collect();
-    s.post(&format!("/v1/agents/{agent}/events"), json!({"logs": lines}));
+    s.post(
+        &format!("/v1/agents/{agent}/events"),
+        json!({"logs": lines}),
+    );
     let kept = s.get("/v1/logs");
-    let messages: Vec<&str> = kept.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let messages: Vec<&str> = kept
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
     assert_eq!(messages, ["order 3", "order 4", "order 5"]);
 
-    s.post(&format!("/v1/agents/{agent}/events"), json!({"logs": [log_line(&id, 6)]}));
+    s.post(
+        &format!("/v1/agents/{agent}/events"),
+        json!({"logs": [log_line(&id, 6)]}),
+    );
     let kept = s.get("/v1/logs");
-    let messages: Vec<&str> = kept.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let messages: Vec<&str> = kept
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
     assert_eq!(messages, ["order 4", "order 5", "order 6"]);
     let snap = |n: u32| json!({"action_id": id, "time": "t", "tid": n, "snapshot": {}});
-    s.post(&format!("/v1/agents/{agent}/events"), json!({"snapshots": [snap(1), snap(2)]}));
+    s.post(
+        &format!("/v1/agents/{agent}/events"),
+        json!({"snapshots": [snap(1), snap(2)]}),
+    );
     let snaps = s.get("/v1/snapshots");
     assert_eq!(snaps.as_array().unwrap().len(), 1);
     assert_eq!(snaps[0]["tid"], 2);
@@ -530,8 +662,15 @@ fn concurrent_uploads_are_all_stored() {
             std::thread::spawn(move || {
                 let mut acked = 0;
                 for i in 0..20 {
-                    let body = json!({"logs": [log_line(&id, t * 100 + i), log_line(&id, t * 100 + i)]});
-                    let r = call(addr, Some(&tok), "POST", &format!("/v1/agents/{agent}/events"), Some(body.to_string().as_bytes()));
+                    let body =
+                        json!({"logs": [log_line(&id, t * 100 + i), log_line(&id, t * 100 + i)]});
+                    let r = call(
+                        addr,
+                        Some(&tok),
+                        "POST",
+                        &format!("/v1/agents/{agent}/events"),
+                        Some(body.to_string().as_bytes()),
+                    );
                     assert_eq!(r.status, 200, "{}", r.text());
                     acked += r.json()["stored"].as_u64().unwrap();
                 }
@@ -569,7 +708,10 @@ fn acknowledged_data_survives_a_crash() {
         .as_str()
         .unwrap()
         .to_string();
-    s.post(&format!("/v1/agents/{agent}/events"), json!({"logs": [log_line(&id, 1), log_line(&id, 2)]}));
+    s.post(
+        &format!("/v1/agents/{agent}/events"),
+        json!({"logs": [log_line(&id, 1), log_line(&id, 2)]}),
+    );
     // The files as a crash would leave them now: the database and its write-ahead log, the
     // server still running (no checkpoint, no clean close).
     let copy = data_dir("crash-copy");

@@ -54,7 +54,11 @@ fn client(trusted: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
 }
 
 /// One request over TLS: the answer, or the I/O error (a refused certificate shows here).
-fn https(addr: SocketAddr, config: Arc<rustls::ClientConfig>, request: &[u8]) -> std::io::Result<Resp> {
+fn https(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    request: &[u8],
+) -> std::io::Result<Resp> {
     let conn = rustls::ClientConnection::new(config, ServerName::try_from("localhost").unwrap())
         .map_err(std::io::Error::other)?;
     let tcp = TcpStream::connect(addr)?;
@@ -93,7 +97,8 @@ fn https_with_a_trusted_ca_only() {
     let s = Server::start_config(config);
 
     let req = request_bytes("localhost", Some(&s.admin), "GET", "/v1/tokens", None);
-    let r = https(s.addr, client(good.cert.der()), &req).expect("a client trusting the CA gets through");
+    let r = https(s.addr, client(good.cert.der()), &req)
+        .expect("a client trusting the CA gets through");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()[0]["role"], "admin");
     let r = https(
@@ -105,7 +110,9 @@ fn https_with_a_trusted_ca_only() {
     assert_eq!(r.status, 401);
 
     let refused = https(s.addr, client(other.cert.der()), &req);
-    let e = refused.err().expect("a client trusting another CA is refused");
+    let e = refused
+        .err()
+        .expect("a client trusting another CA is refused");
     assert!(e.to_string().contains("certificate"), "{e}");
 
     // Plain HTTP to the HTTPS port gets no HTTP answer.
@@ -114,7 +121,11 @@ fn https_with_a_trusted_ca_only() {
     tcp.write_all(&req).unwrap();
     let mut raw = Vec::new();
     let _ = tcp.read_to_end(&mut raw);
-    assert!(!raw.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&raw));
+    assert!(
+        !raw.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
     s.stop();
 
     // A key that does not belong to the certificate: refused at start, saying so.
@@ -136,7 +147,12 @@ fn plain_http_only_on_loopback_unless_insecure() {
         .expect_err("plain HTTP on 0.0.0.0 is refused");
     let text = err.to_string();
     assert!(matches!(err, ServerError::InsecureListen { .. }), "{text}");
-    assert!(text.contains("--tls-cert") && text.contains("--tls-key") && text.contains("--insecure-listen"), "{text}");
+    assert!(
+        text.contains("--tls-cert")
+            && text.contains("--tls-key")
+            && text.contains("--insecure-listen"),
+        "{text}"
+    );
 
     // With insecure_listen it serves (reached here through loopback).
     let s = Server::start_config(ServerConfig {

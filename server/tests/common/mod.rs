@@ -56,7 +56,10 @@ pub fn spawn(config: ServerConfig) -> Result<Running, scry_server::ServerError> 
     });
     match bound_rx.blocking_recv() {
         Ok(addr) => Ok((addr, stop_tx, thread)),
-        Err(_) => Err(thread.join().unwrap().expect_err("a server that does not bind fails")),
+        Err(_) => Err(thread
+            .join()
+            .unwrap()
+            .expect_err("a server that does not bind fails")),
     }
 }
 
@@ -104,7 +107,13 @@ impl Server {
     }
 
     /// A request with this token (`None`: without one).
-    pub fn call_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> Resp {
+    pub fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Resp {
         let body = body.map(|b| b.to_string().into_bytes());
         call(self.addr, token, method, path, body.as_deref())
     }
@@ -138,7 +147,10 @@ impl Server {
 
     /// A new token: (id, secret).
     pub fn token(&self, role: &str, tags: Value) -> (String, String) {
-        let t = self.post("/v1/tokens", json!({"role": role, "tags": tags, "name": format!("test {role}")}));
+        let t = self.post(
+            "/v1/tokens",
+            json!({"role": role, "tags": tags, "name": format!("test {role}")}),
+        );
         (
             t["info"]["id"].as_str().unwrap().to_string(),
             t["token"].as_str().unwrap().to_string(),
@@ -188,7 +200,14 @@ pub fn parse_response(raw: &[u8]) -> Resp {
         .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -213,7 +232,13 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> Resp {
 }
 
 /// The bytes of a request (`Connection: close`), with a bearer token when given.
-pub fn request_bytes(host: &str, token: Option<&str>, method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
+pub fn request_bytes(
+    host: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Vec<u8> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -230,8 +255,17 @@ pub fn request_bytes(host: &str, token: Option<&str>, method: &str, path: &str, 
     bytes
 }
 
-pub fn call(addr: SocketAddr, token: Option<&str>, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
-    exchange(addr, &request_bytes(&addr.to_string(), token, method, path, body))
+pub fn call(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Resp {
+    exchange(
+        addr,
+        &request_bytes(&addr.to_string(), token, method, path, body),
+    )
 }
 
 pub fn action_ids(desired: &Value) -> Vec<String> {
@@ -259,7 +293,11 @@ pub fn log_line(action: &str, n: u32) -> Value {
 
 pub fn assert_error(r: &Resp, status: u16) -> Value {
     assert_eq!(r.status, status, "{}", r.text());
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let v = r.json();
     assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
     assert!(!v["detail"].as_str().unwrap().is_empty(), "{v}");
