@@ -618,6 +618,13 @@ fn probe_specs(a: &Action) -> Vec<ProbeSpec> {
         count_only: false,
         quota,
     };
+    // Tic-toc and duration probes send no text: only their thread and time matter, so no
+    // line rate applies (the overhead budget still does).
+    let unrated = Quota {
+        lines_per_sec: f64::INFINITY,
+        bytes_per_sec: f64::INFINITY,
+        ..quota
+    };
     match (s.kind, s.metric) {
         (ActionKind::Log, _) => vec![base],
         (ActionKind::Snapshot, _) => vec![ProbeSpec {
@@ -642,11 +649,7 @@ fn probe_specs(a: &Action) -> Vec<ProbeSpec> {
         (ActionKind::Metric, Some(MetricKind::Duration)) => {
             // The function's first instruction and every way out, each reading the stack
             // pointer (the return address's slot: the same at entry and at return).
-            let q = Quota {
-                lines_per_sec: f64::INFINITY,
-                bytes_per_sec: f64::INFINITY,
-                ..quota
-            };
+            let q = unrated;
             vec![
                 ProbeSpec {
                     location: format!("{}@entry", s.location),
@@ -665,12 +668,7 @@ fn probe_specs(a: &Action) -> Vec<ProbeSpec> {
         }
         (ActionKind::Metric, Some(MetricKind::Tictoc)) => {
             let end = s.end_location.clone().unwrap_or_default();
-            // Lines with no text: only their thread and time matter (no line rate).
-            let q = Quota {
-                lines_per_sec: f64::INFINITY,
-                bytes_per_sec: f64::INFINITY,
-                ..quota
-            };
+            let q = unrated;
             vec![
                 ProbeSpec {
                     template: String::new(),

@@ -657,35 +657,13 @@ impl<'a> Compiler<'a> {
         };
         let ty = Ty::D(var.ty);
         Ok(match var.place {
-            Place::Memory(ops) => Val::Mem { ops, ty },
-            Place::Value(mut ops) => {
-                if let Some((false, size, signed)) = self.arith_kind(&ty) {
-                    ops.extend(narrow(size, signed));
-                }
-                Val::Word { ops, ty }
-            }
-            Place::Implicit(bytes) => {
-                let mut w = [0u8; 8];
-                let n = bytes.len().min(8);
-                w[..n].copy_from_slice(&bytes[..n]);
-                let mut ops = vec![Op::Const(u64::from_le_bytes(w))];
-                if let Some((false, size, signed)) = self.arith_kind(&ty) {
-                    ops.extend(narrow(size, signed));
-                }
-                Val::Word { ops, ty }
-            }
-            Place::OptimizedOut => Val::Word {
-                ops: vec![Op::OptimizedOut],
-                ty,
-            },
-            Place::Unavailable(why) => {
-                let why = self.lit(why.into_bytes());
-                Val::Word {
-                    ops: vec![Op::Unavailable { why }],
-                    ty,
-                }
-            }
             Place::Pieces(pieces) => Val::Pieces { pieces, ty },
+            // A whole place is a value in one piece.
+            place => {
+                let size = self.symbols.type_size(var.ty).unwrap_or(8).max(1);
+                self.piece_at(&[(place, size)], 0, size, ty)
+                    .expect("one piece holds the whole value")
+            }
         })
     }
 
