@@ -65,19 +65,22 @@ pub(crate) fn run(pid: i32, regs: &libc::user_regs_struct, plans: &[ValuePlan]) 
         if wants.is_empty() {
             break;
         }
-        let results = read_all(pid, &wants);
+        let mut results = read_all(pid, &wants);
         // Apply results in order; a value may own two ranges (a split string).
         let mut k = 0;
         while k < wants.len() {
             let i = wants[k].0;
-            let same: Vec<usize> = (k..wants.len()).take_while(|j| wants[*j].0 == i).collect();
-            k += same.len();
+            let end = (k..wants.len())
+                .find(|j| wants[*j].0 != i)
+                .unwrap_or(wants.len());
+            let same = k..end;
+            k = end;
             let plan = &plans[i];
             let c = &mut cursors[i];
             match c {
                 Cursor::At { addr, next } => {
-                    let (_, at, _) = wants[same[0]];
-                    match &results[same[0]] {
+                    let (_, at, _) = wants[same.start];
+                    match results[same.start].take() {
                         None => {
                             *c = Cursor::Done(Fetched::Unreadable {
                                 at: crate::addr::RuntimeAddr(at),
@@ -88,19 +91,16 @@ pub(crate) fn run(pid: i32, regs: &libc::user_regs_struct, plans: &[ValuePlan]) 
                             *next += 1;
                         }
                         Some(bytes) => {
-                            let string_at = plan.then_string.map(|_| pointer_of(bytes));
-                            *c = Cursor::Value {
-                                bytes: bytes.clone(),
-                                string_at,
-                            };
+                            let string_at = plan.then_string.map(|_| pointer_of(&bytes));
+                            *c = Cursor::Value { bytes, string_at };
                         }
                     }
                 }
                 Cursor::Value { bytes, .. } => {
                     let mut text = Vec::new();
                     let mut unreadable = true;
-                    for j in &same {
-                        match &results[*j] {
+                    for j in same {
+                        match &results[j] {
                             Some(b) => {
                                 unreadable = false;
                                 text.extend_from_slice(b);
