@@ -88,17 +88,17 @@ impl LocationSpec {
                 name: rest.to_string(),
             }
             .with_suffix()
-            .map_err(|w| bad(w));
+            .map_err(bad);
         }
         if t.contains(char::is_whitespace) {
             return Err(bad("it contains spaces"));
         }
-        Ok(LocationSpec::Function {
+        LocationSpec::Function {
             module: None,
             name: t.to_string(),
         }
         .with_suffix()
-        .map_err(|w| bad(w))?)
+        .map_err(bad)
     }
 
     /// `f@entry` and `f@return` from a function location named so.
