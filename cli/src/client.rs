@@ -390,12 +390,23 @@ pub fn metric(opts: &ServerOpts, cmd: &MetricCmd) -> Result<()> {
     )
 }
 
-pub fn agents(opts: &ServerOpts) -> Result<()> {
-    let list: Vec<Agent> = opts.client().get("/v1/agents")?;
+/// GETs a list; with `--json` prints it and returns None (the caller prints a table otherwise).
+fn fetch_list<T: serde::de::DeserializeOwned + serde::Serialize>(
+    opts: &ServerOpts,
+    path: &str,
+) -> Result<Option<Vec<T>>> {
+    let list: Vec<T> = opts.client().get(path)?;
     if opts.json {
         print_json(&list);
-        return Ok(());
+        return Ok(None);
     }
+    Ok(Some(list))
+}
+
+pub fn agents(opts: &ServerOpts) -> Result<()> {
+    let Some(list) = fetch_list::<Agent>(opts, "/v1/agents")? else {
+        return Ok(());
+    };
     println!(
         "{:<16} {:<8} {:<12} {:>7} {:<30} {:<24} {:>8}",
         "ID", "STATUS", "HOST", "PID", "EXECUTABLE", "TAGS", "DROPPED"
@@ -417,11 +428,9 @@ pub fn agents(opts: &ServerOpts) -> Result<()> {
 }
 
 pub fn actions(opts: &ServerOpts) -> Result<()> {
-    let list: Vec<Action> = opts.client().get("/v1/actions")?;
-    if opts.json {
-        print_json(&list);
+    let Some(list) = fetch_list::<Action>(opts, "/v1/actions")? else {
         return Ok(());
-    }
+    };
     println!(
         "{:<10} {:<16} {:<24} {:<22} STATES",
         "ID", "KIND", "LOCATION", "TARGET"
@@ -523,11 +532,9 @@ pub fn snapshots(opts: &ServerOpts, args: &SnapshotsArgs) -> Result<()> {
         .as_ref()
         .map(|a| format!("?action={a}"))
         .unwrap_or_default();
-    let list: Vec<SnapshotSummary> = opts.client().get(&format!("/v1/snapshots{filter}"))?;
-    if opts.json {
-        print_json(&list);
+    let Some(list) = fetch_list::<SnapshotSummary>(opts, &format!("/v1/snapshots{filter}"))? else {
         return Ok(());
-    }
+    };
     println!(
         "{:>6} {:<10} {:<16} {:<28} TOP",
         "ID", "ACTION", "AGENT", "TIME"
@@ -542,11 +549,9 @@ pub fn snapshots(opts: &ServerOpts, args: &SnapshotsArgs) -> Result<()> {
 }
 
 pub fn metrics(opts: &ServerOpts) -> Result<()> {
-    let list: Vec<MetricSeries> = opts.client().get("/v1/metrics")?;
-    if opts.json {
-        print_json(&list);
+    let Some(list) = fetch_list::<MetricSeries>(opts, "/v1/metrics")? else {
         return Ok(());
-    }
+    };
     println!(
         "{:<10} {:<9} {:<24} {:<16} {:>10} {:>14}",
         "ACTION", "KIND", "LOCATION", "AGENT", "COUNT", "MEAN"
