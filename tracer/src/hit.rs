@@ -200,11 +200,12 @@ pub(crate) fn on_sigtrap(e: &mut Engine, tid: Tid, woke: Instant) -> bool {
     // What this stop cost the thread: our service time, plus what a stop costs that we
     // cannot see (the kernel's, the wake-ups). Charged to the process's budget and to every
     // probe served here.
-    let service = woke.elapsed().as_nanos() as u64;
+    // One clock read serves the service time and the buckets.
+    let now = Instant::now();
+    let service = now.saturating_duration_since(woke).as_nanos() as u64;
     e.stats.service_ns_total += service;
     e.stats.service_ns_max = e.stats.service_ns_max.max(service);
     let cost = service + e.budget.stop_cost.as_nanos() as u64;
-    let now = Instant::now();
     e.overhead.take(cost as f64, now);
     if let Some(bp) = e.bps.get(&addr) {
         for user in &bp.users {
